@@ -1,0 +1,525 @@
+/**
+ * The client: one connection at a time to one of the remotes, RAFT-aware
+ * (prefers the leader, follows leadership changes), reconnecting with
+ * backoff and jitter, re-establishing monitors so caches resync.
+ */
+import { EventEmitter } from "node:events";
+import { AlreadyTakenError, ConnectionClosedError, OvsdbError, RpcError, TimedOutError } from "./errors.js";
+import { DatabaseCache, type CacheSpec, type TableUpdates2 } from "./cache.js";
+import {
+  checkResults,
+  encodeOperation,
+  op,
+  type Condition,
+  type Operation,
+  type OperationResult,
+  type WaitOperation,
+} from "./operations.js";
+import { openSocket, parseRemotes, type Remote, type SslFiles } from "./remote.js";
+import { parseSchema, tableOf, type DatabaseSchema } from "./schema.js";
+import { encodeValue, type Value } from "./values.js";
+import { RpcConnection, type RequestOptions } from "./wire/jsonrpc.js";
+
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
+
+export interface ClientOptions {
+  /** One remote or a comma-separated list (a RAFT cluster), in OVS syntax. */
+  remote: string;
+  /** The database this client mainly serves: its RAFT leader is preferred, and its role watched. */
+  database?: string;
+  /** Key, certificate and CA files for ssl: remotes. */
+  ssl?: SslFiles;
+  /** Default time limit of a request, ms (default 10000). */
+  requestTimeoutMs?: number;
+  /** Time limit of one connection attempt, ms (default 5000). */
+  connectTimeoutMs?: number;
+  /** Inactivity probe interval, ms; 0 disables (default 5000). */
+  probeIntervalMs?: number;
+  /** Only settle on the RAFT leader of `database` when a cluster has one (default true). */
+  leaderOnly?: boolean;
+  /** Reconnect backoff: first delay and cap, ms (defaults 100 and 8000). */
+  backoff?: { minMs?: number; maxMs?: number };
+  /** Keep reconnecting after the connection is lost (default true). */
+  reconnect?: boolean;
+  /** Largest single message accepted, bytes. */
+  maxMessageBytes?: number;
+}
+
+export interface ClientEvents {
+  state: [state: ConnectionState, detail: { remote?: string; error?: Error }];
+  connected: [remote: string];
+  disconnected: [error: Error];
+}
+
+/** Receives a monitor's content: a snapshot replaces everything, an update changes some rows. */
+export interface MonitorListener {
+  snapshot(updates: TableUpdates2): void;
+  update(updates: TableUpdates2): void;
+}
+
+export interface MonitorTableRequest {
+  columns?: string[];
+  where?: Condition[];
+}
+
+interface MonitorState {
+  id: string;
+  database: string;
+  tables: Record<string, MonitorTableRequest>;
+  listener: MonitorListener;
+  lastTxnId: string;
+}
+
+const ZERO_UUID = "00000000-0000-0000-0000-000000000000";
+
+/** Where a database lives in a cluster, from the `_Server` database. */
+interface ServerRole {
+  model: string;
+  connected: boolean;
+  leader: boolean;
+}
+
+export interface Claim {
+  table: string;
+  /** Column values no row may hold for the claim to succeed. */
+  values: Record<string, Value>;
+}
+
+/**
+ * A `wait` that fails at once when some row of `table` matches all of
+ * `values`: put it before the write in the same transaction, and the write
+ * commits only if the value was free. The database, not the caller, decides.
+ */
+export function unlessTaken(claim: Claim): WaitOperation {
+  const where: Condition[] = Object.entries(claim.values).map(([c, v]) => [c, "==", v]);
+  return op.wait(claim.table, where, Object.keys(claim.values), "==", [], 0);
+}
+
+export class OvsdbClient extends EventEmitter<ClientEvents> {
+  readonly remotes: Remote[];
+  private readonly options: Required<Omit<ClientOptions, "ssl" | "database" | "backoff" | "maxMessageBytes">> &
+    Pick<ClientOptions, "ssl" | "database" | "maxMessageBytes"> & { backoff: { minMs: number; maxMs: number } };
+  private connection: RpcConnection | undefined;
+  private currentState: ConnectionState = "idle";
+  private nextRemote = 0;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly schemas = new Map<string, Promise<DatabaseSchema>>();
+  private readonly monitors = new Map<string, MonitorState>();
+  private nextMonitorId = 1;
+  private connecting: Promise<void> | undefined;
+  private supportsMonitorSince = true;
+
+  constructor(options: ClientOptions) {
+    super();
+    this.remotes = parseRemotes(options.remote);
+    this.options = {
+      remote: options.remote,
+      database: options.database,
+      ssl: options.ssl,
+      maxMessageBytes: options.maxMessageBytes,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      probeIntervalMs: options.probeIntervalMs ?? 5_000,
+      leaderOnly: options.leaderOnly ?? true,
+      reconnect: options.reconnect ?? true,
+      backoff: { minMs: options.backoff?.minMs ?? 100, maxMs: options.backoff?.maxMs ?? 8_000 },
+    };
+    // Spread clients of one cluster over its members.
+    this.nextRemote = this.remotes.length > 1 ? Math.floor(Math.random() * this.remotes.length) : 0;
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** The remote of the live connection, if any. */
+  get remote(): string | undefined {
+    return this.connection && !this.connection.closed ? this.connection.remote : undefined;
+  }
+
+  /**
+   * Connects (trying every remote, with backoff) and resolves once a
+   * connection is up. With `timeoutMs`, rejects after that long; the client
+   * keeps trying in the background until closed.
+   */
+  connect(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.currentState === "connected") return Promise.resolve();
+    if (this.currentState === "closed") return Promise.reject(new OvsdbError("client is closed"));
+    if (!this.connecting) {
+      this.setState("connecting", {});
+      this.connecting = new Promise<void>((resolve, reject) => {
+        const onConnected = (): void => {
+          this.off("state", onState);
+          resolve();
+        };
+        const onState = (state: ConnectionState, detail: { error?: Error }): void => {
+          if (state === "closed") {
+            this.off("connected", onConnected);
+            this.off("state", onState);
+            reject(detail.error ?? new OvsdbError("client closed while connecting"));
+          }
+        };
+        this.once("connected", onConnected);
+        this.on("state", onState);
+      }).finally(() => {
+        this.connecting = undefined;
+      });
+      void this.tryConnect();
+    }
+    const timeoutMs = options.timeoutMs;
+    if (timeoutMs === undefined) return this.connecting;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new ConnectionClosedError(
+              `could not connect to ${this.options.remote} within ${timeoutMs} ms (state ${this.currentState})`,
+            ),
+          ),
+        timeoutMs,
+      );
+      (this.connecting as Promise<void>).then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err as Error);
+        },
+      );
+    });
+  }
+
+  /** Closes the connection for good; pending requests fail. */
+  close(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const connection = this.connection;
+    this.connection = undefined;
+    this.setState("closed", {});
+    connection?.close();
+  }
+
+  /** Drops the current connection as if the peer died (for failover): the client reconnects. */
+  dropConnection(reason = "dropped by caller"): void {
+    this.connection?.destroy(reason);
+  }
+
+  private setState(state: ConnectionState, detail: { remote?: string; error?: Error }): void {
+    if (this.currentState === "closed" && state !== "closed") return;
+    this.currentState = state;
+    this.emit("state", state, detail);
+  }
+
+  private backoffDelay(): number {
+    const { minMs, maxMs } = this.options.backoff;
+    const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(this.attempt, 16));
+    // Equal jitter: never less than half the ceiling, so a flapping server is not hammered.
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  private scheduleReconnect(error: Error): void {
+    if (this.currentState === "closed") return;
+    if (!this.options.reconnect) {
+      this.setState("closed", { error });
+      return;
+    }
+    this.setState("reconnecting", { error });
+    const delay = this.backoffDelay();
+    this.attempt++;
+    this.reconnectTimer = setTimeout(() => void this.tryConnect(), delay);
+  }
+
+  /** One pass over the remotes; settles on the leader when there is one. */
+  private async tryConnect(): Promise<void> {
+    let lastError: Error = new ConnectionClosedError("no remote answered");
+    let fallback: RpcConnection | undefined;
+    for (let i = 0; i < this.remotes.length; i++) {
+      if (this.currentState === "closed") break;
+      const remote = this.remotes[this.nextRemote] as Remote;
+      this.nextRemote = (this.nextRemote + 1) % this.remotes.length;
+      let connection: RpcConnection;
+      try {
+        connection = await RpcConnection.open(
+          openSocket(remote, this.options.ssl),
+          remote.text,
+          {
+            requestTimeoutMs: this.options.requestTimeoutMs,
+            probeIntervalMs: this.options.probeIntervalMs,
+            ...(this.options.maxMessageBytes ? { maxMessageBytes: this.options.maxMessageBytes } : {}),
+          },
+          this.options.connectTimeoutMs,
+        );
+      } catch (err) {
+        lastError = err as Error;
+        continue;
+      }
+      try {
+        const role = await this.serverRole(connection);
+        if (role && role.model === "clustered" && !role.connected) {
+          lastError = new ConnectionClosedError(`${this.options.database} is not connected to its cluster`, remote.text);
+          connection.close();
+          continue;
+        }
+        if (role && role.model === "clustered" && !role.leader && this.options.leaderOnly && this.remotes.length > 1) {
+          // A follower is kept only as a fallback, if no member is leader now (an election is under way).
+          if (fallback) connection.close();
+          else fallback = connection;
+          lastError = new ConnectionClosedError("not the cluster leader", remote.text);
+          continue;
+        }
+        fallback?.close();
+        await this.adopt(connection, role);
+        return;
+      } catch (err) {
+        lastError = err as Error;
+        connection.close();
+      }
+    }
+    if (fallback && !fallback.closed && this.attempt >= 2) {
+      try {
+        await this.adopt(fallback, undefined);
+        return;
+      } catch (err) {
+        lastError = err as Error;
+      }
+    }
+    fallback?.close();
+    this.scheduleReconnect(lastError);
+  }
+
+  private async serverRole(connection: RpcConnection): Promise<ServerRole | undefined> {
+    const database = this.options.database;
+    if (!database) return undefined;
+    let result: unknown;
+    try {
+      result = await connection.request("transact", [
+        "_Server",
+        { op: "select", table: "Database", where: [["name", "==", database]], columns: ["model", "connected", "leader"] },
+      ]);
+    } catch (err) {
+      if (err instanceof RpcError) return undefined; // a server without _Server: standalone
+      throw err;
+    }
+    const rows = (result as Array<{ rows?: ServerRole[] }>)[0]?.rows;
+    const row = rows?.[0];
+    if (!row) throw new OvsdbError(`the server does not serve database ${database}`);
+    return row;
+  }
+
+  private async adopt(connection: RpcConnection, role: ServerRole | undefined): Promise<void> {
+    this.schemas.clear();
+    this.connection = connection;
+    connection.onClose((error) => {
+      if (this.connection !== connection) return;
+      this.connection = undefined;
+      this.emit("disconnected", error);
+      this.attempt = 0;
+      this.scheduleReconnect(error);
+    });
+    if (role?.model === "clustered" && this.remotes.length > 1) this.watchRole(connection);
+    for (const monitor of this.monitors.values()) await this.startMonitor(connection, monitor);
+    this.attempt = 0;
+    this.setState("connected", { remote: connection.remote });
+    this.emit("connected", connection.remote);
+  }
+
+  /** Leaves a member that loses leadership or its cluster, as ovsdb-idl does. */
+  private watchRole(connection: RpcConnection): void {
+    const database = this.options.database as string;
+    connection.onNotification((method, params) => {
+      if (method !== "update2" || params[0] !== "_server_role") return;
+      const rows = (params[1] as TableUpdates2 | undefined)?.Database ?? {};
+      for (const update of Object.values(rows)) {
+        const changed = update.modify ?? update.insert ?? update.initial;
+        if (!changed) continue;
+        if (changed.connected === false || (this.options.leaderOnly && changed.leader === false)) {
+          connection.destroy(`${database} lost its leader role on ${connection.remote}`);
+        }
+      }
+    });
+    connection
+      .request("monitor_cond", [
+        "_Server",
+        "_server_role",
+        { Database: [{ columns: ["connected", "leader"], where: [["name", "==", database]] }] },
+      ])
+      .catch(() => undefined);
+  }
+
+  private live(): RpcConnection {
+    const connection = this.connection;
+    if (!connection || connection.closed) {
+      throw new ConnectionClosedError(`not connected (state ${this.currentState})`);
+    }
+    return connection;
+  }
+
+  /** Sends a raw JSON-RPC request on the live connection. */
+  async request(method: string, params: unknown[], options?: RequestOptions): Promise<unknown> {
+    return this.live().request(method, params, options);
+  }
+
+  async listDbs(): Promise<string[]> {
+    return (await this.request("list_dbs", [])) as string[];
+  }
+
+  /** The schema of a database, fetched once per connection. */
+  getSchema(database: string): Promise<DatabaseSchema> {
+    let schema = this.schemas.get(database);
+    if (!schema) {
+      schema = this.request("get_schema", [database]).then(parseSchema);
+      schema.catch(() => this.schemas.delete(database));
+      this.schemas.set(database, schema);
+    }
+    return schema;
+  }
+
+  /** Round-trips an echo; resolves with what the server echoed. */
+  async echo(...params: unknown[]): Promise<unknown[]> {
+    return (await this.request("echo", params)) as unknown[];
+  }
+
+  /**
+   * Runs operations as one transaction. Values are checked and encoded with
+   * the schema before anything is sent; a failed operation raises its typed
+   * error (see errors.ts) with its index.
+   */
+  async transact(database: string, operations: Operation[], options?: RequestOptions): Promise<OperationResult[]> {
+    const schema = await this.getSchema(database);
+    const encoded = operations.map((o) => encodeOperation(schema, o));
+    const results = await this.request("transact", [database, ...encoded], options);
+    return checkResults(schema, operations, results);
+  }
+
+  /**
+   * Runs `operations` only if no row holds any of the claimed values, in the
+   * same transaction: two racing callers cannot both win. A lost claim raises
+   * AlreadyTakenError naming the table and values.
+   */
+  async claim(
+    database: string,
+    claims: Claim[],
+    operations: Operation[],
+    options?: RequestOptions,
+  ): Promise<OperationResult[]> {
+    const waits = claims.map(unlessTaken);
+    try {
+      const results = await this.transact(database, [...waits, ...operations], options);
+      return results.slice(waits.length);
+    } catch (err) {
+      if (err instanceof TimedOutError && err.index < claims.length) {
+        const claim = claims[err.index] as Claim;
+        throw new AlreadyTakenError(claim.table, claim.values, err);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Monitors tables of a database with monitor_cond_since (monitor_cond on
+   * older servers). The listener gets a snapshot first, updates after, and a
+   * new snapshot after a reconnect unless the server could send just the
+   * changes it missed.
+   */
+  async monitor(
+    database: string,
+    tables: Record<string, MonitorTableRequest>,
+    listener: MonitorListener,
+  ): Promise<{ id: string; cancel(): Promise<void> }> {
+    const monitor: MonitorState = {
+      id: `m${this.nextMonitorId++}`,
+      database,
+      tables,
+      listener,
+      lastTxnId: ZERO_UUID,
+    };
+    this.monitors.set(monitor.id, monitor);
+    try {
+      await this.startMonitor(this.live(), monitor);
+    } catch (err) {
+      this.monitors.delete(monitor.id);
+      throw err;
+    }
+    return {
+      id: monitor.id,
+      cancel: async () => {
+        this.monitors.delete(monitor.id);
+        if (this.connection && !this.connection.closed) await this.request("monitor_cancel", [monitor.id]);
+      },
+    };
+  }
+
+  /** A cache of the chosen tables, synced before it is returned. */
+  async cache(database: string, spec: CacheSpec): Promise<DatabaseCache> {
+    const schema = await this.getSchema(database);
+    const cache = new DatabaseCache(schema, spec);
+    const tables: Record<string, MonitorTableRequest> = {};
+    for (const [name, tableSpec] of Object.entries(spec)) {
+      tables[name] = tableSpec.columns ? { columns: tableSpec.columns } : {};
+    }
+    await this.monitor(database, tables, {
+      snapshot: (u) => cache.applySnapshot(u),
+      update: (u) => cache.applyUpdate(u),
+    });
+    return cache;
+  }
+
+  private async startMonitor(connection: RpcConnection, monitor: MonitorState): Promise<void> {
+    const schema = await this.getSchemaOn(connection, monitor.database);
+    const requests: Record<string, unknown> = {};
+    for (const [name, request] of Object.entries(monitor.tables)) {
+      const table = tableOf(schema, name);
+      const wireRequest: Record<string, unknown> = {};
+      if (request.columns) {
+        for (const c of request.columns) {
+          if (!table.columns.has(c)) throw new OvsdbError(`cannot monitor ${name}.${c}: no such column`);
+        }
+        wireRequest.columns = request.columns;
+      }
+      if (request.where) {
+        wireRequest.where = request.where.map(([c, fn, v]) => {
+          const column = table.columns.get(c);
+          if (!column) throw new OvsdbError(`cannot monitor ${name} where ${c}: no such column`);
+          return [c, fn, encodeValue(table, column, v, { anySize: true })];
+        });
+      }
+      requests[name] = [wireRequest];
+    }
+    connection.onNotification((method, params) => {
+      if (params[0] !== monitor.id || !this.monitors.has(monitor.id)) return;
+      if (method === "update3") {
+        monitor.lastTxnId = params[1] as string;
+        monitor.listener.update(params[2] as TableUpdates2);
+      } else if (method === "update2") {
+        monitor.listener.update(params[1] as TableUpdates2);
+      }
+    });
+    if (this.supportsMonitorSince) {
+      try {
+        const reply = (await connection.request("monitor_cond_since", [
+          monitor.database,
+          monitor.id,
+          requests,
+          monitor.lastTxnId,
+        ])) as [boolean, string, TableUpdates2];
+        const [found, lastTxnId, updates] = reply;
+        monitor.lastTxnId = lastTxnId;
+        if (found) monitor.listener.update(updates);
+        else monitor.listener.snapshot(updates);
+        return;
+      } catch (err) {
+        if (!(err instanceof RpcError) || !/unknown method/i.test(err.message)) throw err;
+        this.supportsMonitorSince = false;
+      }
+    }
+    const updates = (await connection.request("monitor_cond", [monitor.database, monitor.id, requests])) as TableUpdates2;
+    monitor.listener.snapshot(updates);
+  }
+
+  private getSchemaOn(connection: RpcConnection, database: string): Promise<DatabaseSchema> {
+    if (connection === this.connection) return this.getSchema(database);
+    return connection.request("get_schema", [database]).then(parseSchema);
+  }
+}

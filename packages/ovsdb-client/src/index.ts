@@ -1,0 +1,32 @@
+export { OvsdbClient, unlessTaken } from "./client.js";
+export type { ClientOptions, ClientEvents, ConnectionState, MonitorListener, MonitorTableRequest, Claim } from "./client.js";
+export { DatabaseCache, TableCache, indexBy } from "./cache.js";
+export type { CacheSpec, TableSpec, IndexKey, TableUpdates2, RowUpdate2, CacheEvents } from "./cache.js";
+export { op, where, encodeOperation, checkResults } from "./operations.js";
+export type {
+  Operation,
+  OperationResult,
+  Condition,
+  ConditionFunction,
+  Mutation,
+  Mutator,
+  InsertOperation,
+  SelectOperation,
+  UpdateOperation,
+  MutateOperation,
+  DeleteOperation,
+  WaitOperation,
+  CommitOperation,
+  AbortOperation,
+  CommentOperation,
+  AssertOperation,
+} from "./operations.js";
+export { parseSchema, tableOf, columnOf } from "./schema.js";
+export type { DatabaseSchema, TableSchema, ColumnSchema, BaseType, AtomicType, ColumnKind } from "./schema.js";
+export { NamedUuid, namedUuid, wire, isUuid, encodeValue, decodeValue, decodeRow } from "./values.js";
+export type { Atom, Value, Row, WireAtom, WireValue, WireSet, WireMap, WireUuid, WireNamedUuid } from "./values.js";
+export { parseRemotes, openSocket, RemoteSyntaxError } from "./remote.js";
+export type { Remote, SslFiles } from "./remote.js";
+export { JsonStreamDecoder } from "./wire/framing.js";
+export { RpcConnection } from "./wire/jsonrpc.js";
+export * from "./errors.js";

@@ -1,0 +1,125 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import t from "tap";
+import { indexBy, op, namedUuid, type DatabaseCache, type Row } from "../src/index.js";
+import { NB, connect, eventually, northbound, once } from "./fixtures.js";
+
+const nbctl = (db: string, ...args: string[]) => promisify(execFile)("ovn-nbctl", [`--db=${db}`, ...args]);
+
+const spec = {
+  Logical_Switch_Port: {
+    columns: ["name", "addresses", "external_ids"],
+    indexes: { name: indexBy.column("name"), pod: indexBy.mapKey("pod") },
+  },
+  NAT: { indexes: { externalIp: indexBy.column("external_ip") } },
+  Logical_Router: { columns: ["name", "nat"] },
+};
+
+function names(cache: DatabaseCache, table: string): string[] {
+  return [...cache.table(table).all()].map((r: Row) => String(r.name)).sort();
+}
+
+t.test("monitor updates reach the cache, its indexes and its events", async (t) => {
+  const nb = await northbound(t);
+  const client = await connect(t, { remote: nb.unixRemote });
+  await nbctl(nb.unixRemote, "ls-add", "sw", "--", "lsp-add", "sw", "before");
+  const cache = await client.cache(NB, spec);
+  t.same(names(cache, "Logical_Switch_Port"), ["before"], "initial content");
+
+  const events: string[] = [];
+  cache.on("insert", (table, row) => events.push(`insert ${table} ${String(row.name ?? row.external_ip)}`));
+  cache.on("update", (table, row) => events.push(`update ${table} ${String(row.name ?? row.external_ip)}`));
+  cache.on("delete", (table, row) => events.push(`delete ${table} ${String(row.name ?? row.external_ip)}`));
+
+  await client.transact(NB, [
+    op.insert("Logical_Switch_Port", { name: "a.default", external_ids: { pod: "default/a" } }, { uuidName: "a" }),
+    op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "insert", [namedUuid("a")]]]),
+    op.insert("NAT", { type: "dnat_and_snat", external_ip: "172.56.0.10", logical_ip: "10.16.0.5" }, { uuidName: "n" }),
+    op.insert("Logical_Router", { name: "ovn-cluster", nat: [namedUuid("n")] }),
+  ]);
+  // Updates caused by our own transaction arrive before its reply.
+  const lsps = cache.table("Logical_Switch_Port");
+  t.equal(lsps.find("pod", "default/a")?.name, "a.default", "index by external_ids key");
+  t.equal(lsps.find("name", "a.default")?.external_ids && true, true, "index by name");
+  t.equal(cache.table("NAT").find("externalIp", "172.56.0.10")?.logical_ip, "10.16.0.5", "NAT by external_ip");
+  t.same(lsps.find("name", "a.default")?.addresses, [], "columns left at their default are filled in");
+
+  // A modify of a map column is a diff: change one key, add one, keep the rest.
+  await client.transact(NB, [
+    op.mutate("Logical_Switch_Port", [["name", "==", "a.default"]], [
+      ["external_ids", "delete", ["pod"]],
+      ["external_ids", "insert", { pod: "default/a2", owner: "ovn-admission" }],
+      ["addresses", "insert", ["0a:00:00:00:00:01 10.16.0.5"]],
+    ]),
+  ]);
+  t.same(lsps.find("name", "a.default")?.external_ids, { pod: "default/a2", owner: "ovn-admission" });
+  t.same(lsps.find("name", "a.default")?.addresses, ["0a:00:00:00:00:01 10.16.0.5"]);
+  t.same(lsps.lookup("pod", "default/a"), [], "old index key is gone");
+  t.equal(lsps.find("pod", "default/a2")?.name, "a.default", "new index key is there");
+
+  await client.transact(NB, [
+    op.update("NAT", [["external_ip", "==", "172.56.0.10"]], { external_ip: "172.56.0.11" }),
+  ]);
+  t.same(cache.table("NAT").lookup("externalIp", "172.56.0.10"), []);
+  t.equal(cache.table("NAT").find("externalIp", "172.56.0.11")?.logical_ip, "10.16.0.5");
+
+  await client.transact(NB, [op.delete("Logical_Router", [["name", "==", "ovn-cluster"]])]);
+  t.equal(cache.table("NAT").size, 0, "the NAT row is garbage-collected with its router");
+  t.equal(cache.table("NAT").indexSize("externalIp"), 0);
+  // Within one transaction rows arrive in the server's table order: compare as sets.
+  t.same(events.sort(), [
+    "insert Logical_Switch_Port a.default",
+    "insert NAT 172.56.0.10",
+    "insert Logical_Router ovn-cluster",
+    "update Logical_Switch_Port a.default",
+    "update NAT 172.56.0.11",
+    "delete NAT 172.56.0.11",
+    "delete Logical_Router ovn-cluster",
+  ].sort());
+  t.throws(() => lsps.lookup("nope", "x"), { message: /has no index "nope" \(indexes: name, pod\)/ });
+});
+
+t.test("ovsdb-server killed and restarted: the client reconnects and the cache equals the server", async (t) => {
+  const nb = await northbound(t);
+  const client = await connect(t, { remote: nb.tcpRemote, backoff: { minMs: 50, maxMs: 200 } });
+  await nbctl(nb.unixRemote, "ls-add", "sw", "--", "lsp-add", "sw", "stays", "--", "ls-add", "sw2", "--", "lsp-add", "sw2", "goes");
+  const cache = await client.cache(NB, spec);
+  t.same(names(cache, "Logical_Switch_Port"), ["goes", "stays"]);
+  const states: string[] = [];
+  client.on("state", (s) => states.push(s));
+
+  const disconnected = once(client, "disconnected");
+  await nb.kill();
+  await disconnected;
+  t.equal(client.state, "reconnecting");
+  // While the client is away, the database changes behind its back (offline, with ovsdb-tool).
+  const { stdout } = await promisify(execFile)("ovsdb-tool", [
+    "transact",
+    nb.dbFile,
+    JSON.stringify([
+      NB,
+      // Deleting the switch garbage-collects its port "goes".
+      { op: "delete", table: "Logical_Switch", where: [["name", "==", "sw2"]] },
+      { op: "insert", table: "Logical_Switch_Port", row: { name: "new" }, "uuid-name": "n" },
+      {
+        op: "mutate",
+        table: "Logical_Switch",
+        where: [["name", "==", "sw"]],
+        mutations: [["ports", "insert", ["set", [["named-uuid", "n"]]]]],
+      },
+    ]),
+  ]);
+  t.notMatch(stdout, /error/, "the offline change committed");
+  const reconnected = once(client, "connected");
+  await nb.start();
+  await reconnected;
+  await eventually("cache resync", () => names(cache, "Logical_Switch_Port").join() === "new,stays");
+  t.same(names(cache, "Logical_Switch_Port"), ["new", "stays"], "no stale row, no missed row");
+  t.same(cache.table("Logical_Switch_Port").lookup("name", "goes"), [], "index follows the resync");
+  t.ok(states.includes("reconnecting") && states.at(-1) === "connected", `states: ${states.join(" > ")}`);
+
+  // The cache keeps following after the reconnect.
+  await nbctl(nb.unixRemote, "lsp-add", "sw", "later");
+  await eventually("update after reconnect", () => cache.table("Logical_Switch_Port").find("name", "later") !== undefined);
+  t.pass("updates flow after reconnect");
+});
