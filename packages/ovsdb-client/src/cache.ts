@@ -7,7 +7,15 @@
  */
 import { EventEmitter } from "node:events";
 import type { DatabaseSchema, TableSchema } from "./schema.js";
-import { decodeAtom, decodeValue, defaultValue, wireSetElements, type Atom, type Row, type Value } from "./values.js";
+import {
+  decodeAtom,
+  decodeValue,
+  defaultValue,
+  wireSetElements,
+  type Atom,
+  type Row,
+  type Value,
+} from "./values.js";
 
 /** Computes the keys a row is filed under in an index (none, one or many). */
 export type IndexKey = (row: Row) => string | string[] | undefined;
@@ -91,7 +99,9 @@ export class TableCache {
   lookup(indexName: string, key: string): Row[] {
     const index = this.indexes.get(indexName);
     if (!index) {
-      throw new Error(`table ${this.name} has no index ${JSON.stringify(indexName)} (indexes: ${[...this.indexes.keys()].join(", ") || "none"})`);
+      throw new Error(
+        `table ${this.name} has no index ${JSON.stringify(indexName)} (indexes: ${[...this.indexes.keys()].join(", ") || "none"})`,
+      );
     }
     const uuids = index.get(key);
     if (!uuids) return [];
@@ -254,7 +264,8 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
 
   private decode(table: TableCache, uuid: string, wireRow: Record<string, unknown>): Row {
     const row: Row = { _uuid: uuid, ...table.blank };
-    for (const [column, w] of Object.entries(wireRow)) row[column] = decodeValue(table.schema.columns.get(column), w);
+    for (const [column, w] of Object.entries(wireRow))
+      row[column] = decodeValue(table.schema.columns.get(column), w);
     return row;
   }
 
@@ -278,7 +289,11 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
       } else {
         const current = old[name];
         const elements = new Set<Atom>(
-          current === null || current === undefined ? [] : Array.isArray(current) ? current : [current as Atom],
+          current === null || current === undefined
+            ? []
+            : Array.isArray(current)
+              ? current
+              : [current as Atom],
         );
         for (const we of wireSetElements(w)) {
           const e = decodeAtom(we);

@@ -15,7 +15,7 @@ import {
   type OperationResult,
   type WaitOperation,
 } from "./operations.js";
-import { openSocket, parseRemotes, type Remote, type SslFiles } from "./remote.js";
+import { openSocket, parseRemotes, RemoteSyntaxError, type Remote, type SslFiles } from "./remote.js";
 import { parseSchema, tableOf, type DatabaseSchema } from "./schema.js";
 import { encodeValue, type Value } from "./values.js";
 import { RpcConnection, type RequestOptions } from "./wire/jsonrpc.js";
@@ -97,8 +97,12 @@ export function unlessTaken(claim: Claim): WaitOperation {
 
 export class OvsdbClient extends EventEmitter<ClientEvents> {
   readonly remotes: Remote[];
-  private readonly options: Required<Omit<ClientOptions, "ssl" | "database" | "backoff" | "maxMessageBytes">> &
-    Pick<ClientOptions, "ssl" | "database" | "maxMessageBytes"> & { backoff: { minMs: number; maxMs: number } };
+  private readonly options: Required<
+    Omit<ClientOptions, "ssl" | "database" | "backoff" | "maxMessageBytes">
+  > &
+    Pick<ClientOptions, "ssl" | "database" | "maxMessageBytes"> & {
+      backoff: { minMs: number; maxMs: number };
+    };
   private connection: RpcConnection | undefined;
   private currentState: ConnectionState = "idle";
   private nextRemote = 0;
@@ -113,6 +117,12 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
   constructor(options: ClientOptions) {
     super();
     this.remotes = parseRemotes(options.remote);
+    const sslRemote = this.remotes.find((r) => r.kind === "ssl");
+    if (sslRemote && !options.ssl) {
+      throw new RemoteSyntaxError(
+        `remote ${sslRemote.text} needs ssl files (privateKey, certificate, caCertificate in options.ssl)`,
+      );
+    }
     this.options = {
       remote: options.remote,
       database: options.database,
@@ -258,11 +268,20 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       try {
         const role = await this.serverRole(connection);
         if (role && role.model === "clustered" && !role.connected) {
-          lastError = new ConnectionClosedError(`${this.options.database} is not connected to its cluster`, remote.text);
+          lastError = new ConnectionClosedError(
+            `${this.options.database} is not connected to its cluster`,
+            remote.text,
+          );
           connection.close();
           continue;
         }
-        if (role && role.model === "clustered" && !role.leader && this.options.leaderOnly && this.remotes.length > 1) {
+        if (
+          role &&
+          role.model === "clustered" &&
+          !role.leader &&
+          this.options.leaderOnly &&
+          this.remotes.length > 1
+        ) {
           // A follower is kept only as a fallback, if no member is leader now (an election is under way).
           if (fallback) connection.close();
           else fallback = connection;
@@ -296,7 +315,12 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     try {
       result = await connection.request("transact", [
         "_Server",
-        { op: "select", table: "Database", where: [["name", "==", database]], columns: ["model", "connected", "leader"] },
+        {
+          op: "select",
+          table: "Database",
+          where: [["name", "==", database]],
+          columns: ["model", "connected", "leader"],
+        },
       ]);
     } catch (err) {
       if (err instanceof RpcError) return undefined; // a server without _Server: standalone
@@ -386,7 +410,11 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
    * the schema before anything is sent; a failed operation raises its typed
    * error (see errors.ts) with its index.
    */
-  async transact(database: string, operations: Operation[], options?: RequestOptions): Promise<OperationResult[]> {
+  async transact(
+    database: string,
+    operations: Operation[],
+    options?: RequestOptions,
+  ): Promise<OperationResult[]> {
     const schema = await this.getSchema(database);
     const encoded = operations.map((o) => encodeOperation(schema, o));
     const results = await this.request("transact", [database, ...encoded], options);
@@ -514,7 +542,11 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
         this.supportsMonitorSince = false;
       }
     }
-    const updates = (await connection.request("monitor_cond", [monitor.database, monitor.id, requests])) as TableUpdates2;
+    const updates = (await connection.request("monitor_cond", [
+      monitor.database,
+      monitor.id,
+      requests,
+    ])) as TableUpdates2;
     monitor.listener.snapshot(updates);
   }
 

@@ -70,7 +70,8 @@ function describeRpcError(error: unknown): string {
   if (typeof error === "string") return error;
   if (error && typeof error === "object") {
     const e = error as { error?: unknown; details?: unknown };
-    if (typeof e.error === "string") return typeof e.details === "string" ? `${e.error}: ${e.details}` : e.error;
+    if (typeof e.error === "string")
+      return typeof e.details === "string" ? `${e.error}: ${e.details}` : e.error;
   }
   return JSON.stringify(error);
 }
@@ -134,7 +135,10 @@ export const ResourcesExhaustedError = transactionErrorClass(
   "OVSDB_RESOURCES_EXHAUSTED",
 );
 export const IoError = transactionErrorClass("IoError", "OVSDB_IO_ERROR");
-export const DuplicateUuidNameError = transactionErrorClass("DuplicateUuidNameError", "OVSDB_DUPLICATE_UUID_NAME");
+export const DuplicateUuidNameError = transactionErrorClass(
+  "DuplicateUuidNameError",
+  "OVSDB_DUPLICATE_UUID_NAME",
+);
 export const DomainError = transactionErrorClass("DomainError", "OVSDB_DOMAIN_ERROR");
 export const RangeViolationError = transactionErrorClass("RangeViolationError", "OVSDB_RANGE_ERROR");
 /** A `wait` operation's condition did not hold within its timeout. */

@@ -1,5 +1,12 @@
 export { OvsdbClient, unlessTaken } from "./client.js";
-export type { ClientOptions, ClientEvents, ConnectionState, MonitorListener, MonitorTableRequest, Claim } from "./client.js";
+export type {
+  ClientOptions,
+  ClientEvents,
+  ConnectionState,
+  MonitorListener,
+  MonitorTableRequest,
+  Claim,
+} from "./client.js";
 export { DatabaseCache, TableCache, indexBy } from "./cache.js";
 export type { CacheSpec, TableSpec, IndexKey, TableUpdates2, RowUpdate2, CacheEvents } from "./cache.js";
 export { op, where, encodeOperation, checkResults } from "./operations.js";
@@ -22,9 +29,26 @@ export type {
   AssertOperation,
 } from "./operations.js";
 export { parseSchema, tableOf, columnOf } from "./schema.js";
-export type { DatabaseSchema, TableSchema, ColumnSchema, BaseType, AtomicType, ColumnKind } from "./schema.js";
+export type {
+  DatabaseSchema,
+  TableSchema,
+  ColumnSchema,
+  BaseType,
+  AtomicType,
+  ColumnKind,
+} from "./schema.js";
 export { NamedUuid, namedUuid, wire, isUuid, encodeValue, decodeValue, decodeRow } from "./values.js";
-export type { Atom, Value, Row, WireAtom, WireValue, WireSet, WireMap, WireUuid, WireNamedUuid } from "./values.js";
+export type {
+  Atom,
+  Value,
+  Row,
+  WireAtom,
+  WireValue,
+  WireSet,
+  WireMap,
+  WireUuid,
+  WireNamedUuid,
+} from "./values.js";
 export { parseRemotes, openSocket, RemoteSyntaxError } from "./remote.js";
 export type { Remote, SslFiles } from "./remote.js";
 export { JsonStreamDecoder } from "./wire/framing.js";

@@ -171,7 +171,11 @@ function encodeMutations(table: TableSchema, mutations: Mutation[]): unknown[] {
       throw new SchemaError(`${mutator} needs a set or map column`, table.name, name);
     }
     const shaped = column.kind === "optional" ? { ...column, kind: "set" as const } : column;
-    return [name, mutator, encodeValue(table, shaped, value, { anySize: true, keysOf: mutator === "delete" })];
+    return [
+      name,
+      mutator,
+      encodeValue(table, shaped, value, { anySize: true, keysOf: mutator === "delete" }),
+    ];
   });
 }
 

@@ -38,7 +38,9 @@ function parseHostPort(rest: string, text: string): { host: string; port: number
   }
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-    throw new RemoteSyntaxError(`remote ${JSON.stringify(text)}: port must be 1-65535, found ${JSON.stringify(portText)}`);
+    throw new RemoteSyntaxError(
+      `remote ${JSON.stringify(text)}: port must be 1-65535, found ${JSON.stringify(portText)}`,
+    );
   }
   return { host, port };
 }
@@ -57,7 +59,8 @@ export function parseRemotes(spec: string): Remote[] {
       return { kind: "unix", path, text };
     }
     for (const kind of ["tcp", "ssl"] as const) {
-      if (text.startsWith(`${kind}:`)) return { kind, ...parseHostPort(text.slice(kind.length + 1), text), text };
+      if (text.startsWith(`${kind}:`))
+        return { kind, ...parseHostPort(text.slice(kind.length + 1), text), text };
     }
     throw new RemoteSyntaxError(
       `remote ${JSON.stringify(text)}: expected unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT`,
@@ -81,7 +84,8 @@ export function openSocket(remote: Remote, ssl?: SslFiles): net.Socket {
       return socket;
     }
     case "ssl": {
-      if (!ssl) throw new RemoteSyntaxError(`remote ${remote.text} needs ssl files (private key, certificate, CA)`);
+      if (!ssl)
+        throw new RemoteSyntaxError(`remote ${remote.text} needs ssl files (private key, certificate, CA)`);
       const socket = tls.connect({
         host: remote.host,
         port: remote.port,

@@ -100,7 +100,13 @@ function parseColumn(name: string, json: unknown, table: string): ColumnSchema {
   } else {
     key = parseBaseType(type, `${table}.${name}`);
   }
-  const kind: ColumnKind = value ? "map" : min === 1 && max === 1 ? "scalar" : min === 0 && max === 1 ? "optional" : "set";
+  const kind: ColumnKind = value
+    ? "map"
+    : min === 1 && max === 1
+      ? "scalar"
+      : min === 0 && max === 1
+        ? "optional"
+        : "set";
   const column: ColumnSchema = {
     name,
     key,
@@ -149,7 +155,12 @@ export function parseSchema(json: unknown): DatabaseSchema {
     if (typeof tableJson.maxRows === "number") table.maxRows = tableJson.maxRows;
     tables.set(tableName, table);
   }
-  return { name: json.name, version: typeof json.version === "string" ? json.version : "", tables, raw: json };
+  return {
+    name: json.name,
+    version: typeof json.version === "string" ? json.version : "",
+    tables,
+    raw: json,
+  };
 }
 
 /** Looks a table up, or throws a SchemaError that lists the tables there are. */

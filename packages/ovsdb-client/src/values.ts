@@ -157,15 +157,17 @@ export function encodeValue(
       }
       if (value instanceof Map) value = Object.fromEntries(value);
       if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof NamedUuid) {
-        throw new SchemaError(`expected an object of key to value (map column), found ${describe(value)}`, t, c);
+        throw new SchemaError(
+          `expected an object of key to value (map column), found ${describe(value)}`,
+          t,
+          c,
+        );
       }
       const valueType = column.value as BaseType;
-      const pairs = Object.entries(value as Record<string, unknown>).map(
-        ([k, v]): [WireAtom, WireAtom] => [
-          encodeAtom(column.key, keyFromString(column.key, k), t, c, `key ${JSON.stringify(k)}: `),
-          encodeAtom(valueType, v, t, c, `value of key ${JSON.stringify(k)}: `),
-        ],
-      );
+      const pairs = Object.entries(value as Record<string, unknown>).map(([k, v]): [WireAtom, WireAtom] => [
+        encodeAtom(column.key, keyFromString(column.key, k), t, c, `key ${JSON.stringify(k)}: `),
+        encodeAtom(valueType, v, t, c, `value of key ${JSON.stringify(k)}: `),
+      ]);
       sizeCheck(pairs.length);
       return ["map", pairs];
     }
@@ -211,7 +213,8 @@ export function decodeValue(column: ColumnSchema | undefined, w: unknown): Value
     case "map": {
       const out: Record<string, Atom> = {};
       if (isTagged(w, "map")) {
-        for (const pair of w[1] as Array<[unknown, unknown]>) out[String(decodeAtom(pair[0]))] = decodeAtom(pair[1]);
+        for (const pair of w[1] as Array<[unknown, unknown]>)
+          out[String(decodeAtom(pair[0]))] = decodeAtom(pair[1]);
       }
       return out;
     }
@@ -222,7 +225,8 @@ function decodeUntyped(w: unknown): Value {
   if (isTagged(w, "set")) return w[1].map(decodeAtom);
   if (isTagged(w, "map")) {
     const out: Record<string, Atom> = {};
-    for (const pair of w[1] as Array<[unknown, unknown]>) out[String(decodeAtom(pair[0]))] = decodeAtom(pair[1]);
+    for (const pair of w[1] as Array<[unknown, unknown]>)
+      out[String(decodeAtom(pair[0]))] = decodeAtom(pair[1]);
     return out;
   }
   return decodeAtom(w);

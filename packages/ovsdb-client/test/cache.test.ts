@@ -32,25 +32,41 @@ t.test("monitor updates reach the cache, its indexes and its events", async (t) 
   cache.on("delete", (table, row) => events.push(`delete ${table} ${String(row.name ?? row.external_ip)}`));
 
   await client.transact(NB, [
-    op.insert("Logical_Switch_Port", { name: "a.default", external_ids: { pod: "default/a" } }, { uuidName: "a" }),
+    op.insert(
+      "Logical_Switch_Port",
+      { name: "a.default", external_ids: { pod: "default/a" } },
+      { uuidName: "a" },
+    ),
     op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "insert", [namedUuid("a")]]]),
-    op.insert("NAT", { type: "dnat_and_snat", external_ip: "172.56.0.10", logical_ip: "10.16.0.5" }, { uuidName: "n" }),
+    op.insert(
+      "NAT",
+      { type: "dnat_and_snat", external_ip: "172.56.0.10", logical_ip: "10.16.0.5" },
+      { uuidName: "n" },
+    ),
     op.insert("Logical_Router", { name: "ovn-cluster", nat: [namedUuid("n")] }),
   ]);
   // Updates caused by our own transaction arrive before its reply.
   const lsps = cache.table("Logical_Switch_Port");
   t.equal(lsps.find("pod", "default/a")?.name, "a.default", "index by external_ids key");
   t.equal(lsps.find("name", "a.default")?.external_ids && true, true, "index by name");
-  t.equal(cache.table("NAT").find("externalIp", "172.56.0.10")?.logical_ip, "10.16.0.5", "NAT by external_ip");
+  t.equal(
+    cache.table("NAT").find("externalIp", "172.56.0.10")?.logical_ip,
+    "10.16.0.5",
+    "NAT by external_ip",
+  );
   t.same(lsps.find("name", "a.default")?.addresses, [], "columns left at their default are filled in");
 
   // A modify of a map column is a diff: change one key, add one, keep the rest.
   await client.transact(NB, [
-    op.mutate("Logical_Switch_Port", [["name", "==", "a.default"]], [
-      ["external_ids", "delete", ["pod"]],
-      ["external_ids", "insert", { pod: "default/a2", owner: "ovn-admission" }],
-      ["addresses", "insert", ["0a:00:00:00:00:01 10.16.0.5"]],
-    ]),
+    op.mutate(
+      "Logical_Switch_Port",
+      [["name", "==", "a.default"]],
+      [
+        ["external_ids", "delete", ["pod"]],
+        ["external_ids", "insert", { pod: "default/a2", owner: "ovn-admission" }],
+        ["addresses", "insert", ["0a:00:00:00:00:01 10.16.0.5"]],
+      ],
+    ),
   ]);
   t.same(lsps.find("name", "a.default")?.external_ids, { pod: "default/a2", owner: "ovn-admission" });
   t.same(lsps.find("name", "a.default")?.addresses, ["0a:00:00:00:00:01 10.16.0.5"]);
@@ -67,59 +83,83 @@ t.test("monitor updates reach the cache, its indexes and its events", async (t) 
   t.equal(cache.table("NAT").size, 0, "the NAT row is garbage-collected with its router");
   t.equal(cache.table("NAT").indexSize("externalIp"), 0);
   // Within one transaction rows arrive in the server's table order: compare as sets.
-  t.same(events.sort(), [
-    "insert Logical_Switch_Port a.default",
-    "insert NAT 172.56.0.10",
-    "insert Logical_Router ovn-cluster",
-    "update Logical_Switch_Port a.default",
-    "update NAT 172.56.0.11",
-    "delete NAT 172.56.0.11",
-    "delete Logical_Router ovn-cluster",
-  ].sort());
+  t.same(
+    events.sort(),
+    [
+      "insert Logical_Switch_Port a.default",
+      "insert NAT 172.56.0.10",
+      "insert Logical_Router ovn-cluster",
+      "update Logical_Switch_Port a.default",
+      "update NAT 172.56.0.11",
+      "delete NAT 172.56.0.11",
+      "delete Logical_Router ovn-cluster",
+    ].sort(),
+  );
   t.throws(() => lsps.lookup("nope", "x"), { message: /has no index "nope" \(indexes: name, pod\)/ });
 });
 
-t.test("ovsdb-server killed and restarted: the client reconnects and the cache equals the server", async (t) => {
-  const nb = await northbound(t);
-  const client = await connect(t, { remote: nb.tcpRemote, backoff: { minMs: 50, maxMs: 200 } });
-  await nbctl(nb.unixRemote, "ls-add", "sw", "--", "lsp-add", "sw", "stays", "--", "ls-add", "sw2", "--", "lsp-add", "sw2", "goes");
-  const cache = await client.cache(NB, spec);
-  t.same(names(cache, "Logical_Switch_Port"), ["goes", "stays"]);
-  const states: string[] = [];
-  client.on("state", (s) => states.push(s));
+t.test(
+  "ovsdb-server killed and restarted: the client reconnects and the cache equals the server",
+  async (t) => {
+    const nb = await northbound(t);
+    const client = await connect(t, { remote: nb.tcpRemote, backoff: { minMs: 50, maxMs: 200 } });
+    await nbctl(
+      nb.unixRemote,
+      "ls-add",
+      "sw",
+      "--",
+      "lsp-add",
+      "sw",
+      "stays",
+      "--",
+      "ls-add",
+      "sw2",
+      "--",
+      "lsp-add",
+      "sw2",
+      "goes",
+    );
+    const cache = await client.cache(NB, spec);
+    t.same(names(cache, "Logical_Switch_Port"), ["goes", "stays"]);
+    const states: string[] = [];
+    client.on("state", (s) => states.push(s));
 
-  const disconnected = once(client, "disconnected");
-  await nb.kill();
-  await disconnected;
-  t.equal(client.state, "reconnecting");
-  // While the client is away, the database changes behind its back (offline, with ovsdb-tool).
-  const { stdout } = await promisify(execFile)("ovsdb-tool", [
-    "transact",
-    nb.dbFile,
-    JSON.stringify([
-      NB,
-      // Deleting the switch garbage-collects its port "goes".
-      { op: "delete", table: "Logical_Switch", where: [["name", "==", "sw2"]] },
-      { op: "insert", table: "Logical_Switch_Port", row: { name: "new" }, "uuid-name": "n" },
-      {
-        op: "mutate",
-        table: "Logical_Switch",
-        where: [["name", "==", "sw"]],
-        mutations: [["ports", "insert", ["set", [["named-uuid", "n"]]]]],
-      },
-    ]),
-  ]);
-  t.notMatch(stdout, /error/, "the offline change committed");
-  const reconnected = once(client, "connected");
-  await nb.start();
-  await reconnected;
-  await eventually("cache resync", () => names(cache, "Logical_Switch_Port").join() === "new,stays");
-  t.same(names(cache, "Logical_Switch_Port"), ["new", "stays"], "no stale row, no missed row");
-  t.same(cache.table("Logical_Switch_Port").lookup("name", "goes"), [], "index follows the resync");
-  t.ok(states.includes("reconnecting") && states.at(-1) === "connected", `states: ${states.join(" > ")}`);
+    const disconnected = once(client, "disconnected");
+    await nb.kill();
+    await disconnected;
+    t.equal(client.state, "reconnecting");
+    // While the client is away, the database changes behind its back (offline, with ovsdb-tool).
+    const { stdout } = await promisify(execFile)("ovsdb-tool", [
+      "transact",
+      nb.dbFile,
+      JSON.stringify([
+        NB,
+        // Deleting the switch garbage-collects its port "goes".
+        { op: "delete", table: "Logical_Switch", where: [["name", "==", "sw2"]] },
+        { op: "insert", table: "Logical_Switch_Port", row: { name: "new" }, "uuid-name": "n" },
+        {
+          op: "mutate",
+          table: "Logical_Switch",
+          where: [["name", "==", "sw"]],
+          mutations: [["ports", "insert", ["set", [["named-uuid", "n"]]]]],
+        },
+      ]),
+    ]);
+    t.notMatch(stdout, /error/, "the offline change committed");
+    const reconnected = once(client, "connected");
+    await nb.start();
+    await reconnected;
+    await eventually("cache resync", () => names(cache, "Logical_Switch_Port").join() === "new,stays");
+    t.same(names(cache, "Logical_Switch_Port"), ["new", "stays"], "no stale row, no missed row");
+    t.same(cache.table("Logical_Switch_Port").lookup("name", "goes"), [], "index follows the resync");
+    t.ok(states.includes("reconnecting") && states.at(-1) === "connected", `states: ${states.join(" > ")}`);
 
-  // The cache keeps following after the reconnect.
-  await nbctl(nb.unixRemote, "lsp-add", "sw", "later");
-  await eventually("update after reconnect", () => cache.table("Logical_Switch_Port").find("name", "later") !== undefined);
-  t.pass("updates flow after reconnect");
-});
+    // The cache keeps following after the reconnect.
+    await nbctl(nb.unixRemote, "lsp-add", "sw", "later");
+    await eventually(
+      "update after reconnect",
+      () => cache.table("Logical_Switch_Port").find("name", "later") !== undefined,
+    );
+    t.pass("updates flow after reconnect");
+  },
+);

@@ -44,7 +44,11 @@ t.test("a lost claim names the table and value, and writes nothing", async (t) =
   const nb = await northbound(t);
   const client: OvsdbClient = await connect(t, { remote: nb.unixRemote });
   await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
-  await client.claim(NB, [{ table: "NAT", values: { external_ip: "172.56.0.1" } }], natFor("172.56.0.1", "ns/a"));
+  await client.claim(
+    NB,
+    [{ table: "NAT", values: { external_ip: "172.56.0.1" } }],
+    natFor("172.56.0.1", "ns/a"),
+  );
   const err = await client
     .claim(NB, [{ table: "NAT", values: { external_ip: "172.56.0.1" } }], natFor("172.56.0.1", "ns/b"))
     .catch((e: unknown) => e);

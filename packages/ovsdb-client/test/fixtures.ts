@@ -26,7 +26,11 @@ export async function connect(t: Test, options: ClientOptions): Promise<OvsdbCli
 }
 
 /** Resolves when `predicate` holds, polling; rejects with `what` after `timeoutMs`. */
-export async function eventually(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+export async function eventually(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -34,6 +38,9 @@ export async function eventually(what: string, predicate: () => boolean | Promis
   }
 }
 
-export function once<T extends unknown[]>(client: OvsdbClient, event: "connected" | "disconnected"): Promise<T> {
+export function once<T extends unknown[]>(
+  client: OvsdbClient,
+  event: "connected" | "disconnected",
+): Promise<T> {
   return new Promise((resolve) => client.once(event, (...args: unknown[]) => resolve(args as T)));
 }

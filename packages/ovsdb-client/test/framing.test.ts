@@ -3,8 +3,12 @@ import { JsonStreamDecoder, FramingError } from "../src/index.js";
 
 const messages = [
   { method: "echo", params: [], id: "echo" },
-  { id: 1, result: [{ rows: [{ name: 'brace } and [ bracket ] in "quotes"', note: "back\\slash \\\" quote" }] }], error: null },
-  { id: 2, result: { "ключ": "значение — 日本語 🚀", nested: [[[{}]], []] }, error: null },
+  {
+    id: 1,
+    result: [{ rows: [{ name: 'brace } and [ bracket ] in "quotes"', note: 'back\\slash \\" quote' }] }],
+    error: null,
+  },
+  { id: 2, result: { ключ: "значение — 日本語 🚀", nested: [[[{}]], []] }, error: null },
   [1, 2, { a: "}" }],
 ];
 const wire = Buffer.from(messages.map((m) => JSON.stringify(m)).join(" \n\t"));
@@ -34,7 +38,7 @@ t.test("many messages in one chunk", async (t) => {
 t.test("a message that ends a chunk and one that starts the next are both kept", async (t) => {
   const d = new JsonStreamDecoder();
   const a = Buffer.from('{"id":1}{"id":');
-  const b = Buffer.from('2}');
+  const b = Buffer.from("2}");
   t.same(d.push(a), [{ id: 1 }]);
   t.equal(d.pending, true);
   t.same(d.push(b), [{ id: 2 }]);

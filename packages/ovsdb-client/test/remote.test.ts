@@ -5,8 +5,12 @@ t.test("parses OVS remote syntax", async (t) => {
   t.same(parseRemotes("unix:/run/ovn/ovnnb_db.sock"), [
     { kind: "unix", path: "/run/ovn/ovnnb_db.sock", text: "unix:/run/ovn/ovnnb_db.sock" },
   ]);
-  t.same(parseRemotes("tcp:10.0.0.1:6641"), [{ kind: "tcp", host: "10.0.0.1", port: 6641, text: "tcp:10.0.0.1:6641" }]);
-  t.same(parseRemotes("ssl:[fd00::1]:6641"), [{ kind: "ssl", host: "fd00::1", port: 6641, text: "ssl:[fd00::1]:6641" }]);
+  t.same(parseRemotes("tcp:10.0.0.1:6641"), [
+    { kind: "tcp", host: "10.0.0.1", port: 6641, text: "tcp:10.0.0.1:6641" },
+  ]);
+  t.same(parseRemotes("ssl:[fd00::1]:6641"), [
+    { kind: "ssl", host: "fd00::1", port: 6641, text: "ssl:[fd00::1]:6641" },
+  ]);
   const cluster = parseRemotes("tcp:10.0.0.1:6641, tcp:10.0.0.2:6641,tcp:10.0.0.3:6641");
   t.same(
     cluster.map((r) => r.text),

@@ -28,15 +28,23 @@ t.test("list_dbs, get_schema and echo", async (t) => {
 t.test("every operation type against a real OVN_Northbound", async (t) => {
   const nb = await northbound(t);
   const client = await connect(t, { remote: nb.tcpRemote });
-  const [port, sw] = await client.transact(NB, [
-    op.comment("ovsdb-client test: insert"),
-    op.insert("Logical_Switch_Port", { name: "a", addresses: ["0a:00:00:00:00:01 10.0.0.2"] }, { uuidName: "a" }),
-    op.insert("Logical_Switch", { name: "sw", ports: [namedUuid("a")] }),
-  ]).then((r) => r.slice(1));
+  const [port, sw] = await client
+    .transact(NB, [
+      op.comment("ovsdb-client test: insert"),
+      op.insert(
+        "Logical_Switch_Port",
+        { name: "a", addresses: ["0a:00:00:00:00:01 10.0.0.2"] },
+        { uuidName: "a" },
+      ),
+      op.insert("Logical_Switch", { name: "sw", ports: [namedUuid("a")] }),
+    ])
+    .then((r) => r.slice(1));
   t.match(port, { uuid: /^[0-9a-f-]{36}$/ });
   t.match(sw, { uuid: /^[0-9a-f-]{36}$/ });
 
-  const [selected] = await client.transact(NB, [op.select("Logical_Switch", [["name", "==", "sw"]], ["name", "ports"])]);
+  const [selected] = await client.transact(NB, [
+    op.select("Logical_Switch", [["name", "==", "sw"]], ["name", "ports"]),
+  ]);
   t.same(selected?.rows, [{ name: "sw", ports: [port?.uuid] }]);
 
   const [updated] = await client.transact(NB, [
@@ -45,18 +53,31 @@ t.test("every operation type against a real OVN_Northbound", async (t) => {
   t.equal(updated?.count, 1);
 
   const [mutated] = await client.transact(NB, [
-    op.mutate("Logical_Switch_Port", [["name", "==", "a"]], [
-      ["external_ids", "insert", { owner: "ovn-admission" }],
-      ["addresses", "insert", ["0a:00:00:00:00:02 10.0.0.3"]],
-    ]),
+    op.mutate(
+      "Logical_Switch_Port",
+      [["name", "==", "a"]],
+      [
+        ["external_ids", "insert", { owner: "ovn-admission" }],
+        ["addresses", "insert", ["0a:00:00:00:00:02 10.0.0.3"]],
+      ],
+    ),
   ]);
   t.equal(mutated?.count, 1);
 
   const [waited, reread] = await client.transact(NB, [
-    op.wait("Logical_Switch_Port", [["name", "==", "a"]], ["external_ids"], "==", [
-      { external_ids: { pod: "default/a", owner: "ovn-admission" } },
-    ], 0),
-    op.select("Logical_Switch_Port", [["external_ids", "includes", { owner: "ovn-admission" }]], ["addresses"]),
+    op.wait(
+      "Logical_Switch_Port",
+      [["name", "==", "a"]],
+      ["external_ids"],
+      "==",
+      [{ external_ids: { pod: "default/a", owner: "ovn-admission" } }],
+      0,
+    ),
+    op.select(
+      "Logical_Switch_Port",
+      [["external_ids", "includes", { owner: "ovn-admission" }]],
+      ["addresses"],
+    ),
   ]);
   t.same(waited, {});
   t.same(reread?.rows, [{ addresses: ["0a:00:00:00:00:01 10.0.0.2", "0a:00:00:00:00:02 10.0.0.3"] }]);
@@ -170,7 +191,9 @@ t.test("pending requests fail promptly when the connection drops", async (t) => 
   const nb = await northbound(t);
   const client = await connect(t, { remote: nb.unixRemote, reconnect: false });
   const pending = [1, 2, 3].map(() =>
-    client.transact(NB, [op.wait("Logical_Router", [["name", "==", "never"]], ["name"], "!=", [])], { timeoutMs: 0 }),
+    client.transact(NB, [op.wait("Logical_Router", [["name", "==", "never"]], ["name"], "!=", [])], {
+      timeoutMs: 0,
+    }),
   );
   const started = Date.now();
   setTimeout(() => void nb.kill(), 100);

@@ -79,7 +79,9 @@ t.test("schema errors name the table and column before anything is sent", async 
     message: /Logical_Switch_Port\.external_ids: value of key "pod": expected a string, found 5/,
   });
   t.throws(() => encodeOperation(nb, op.insert("Logical_Switch", { ports: ["not-a-uuid"] })), SchemaError);
-  t.throws(() => encodeOperation(nb, op.update("Logical_Switch", [], { _uuid: "x" })), { message: /read-only/ });
+  t.throws(() => encodeOperation(nb, op.update("Logical_Switch", [], { _uuid: "x" })), {
+    message: /read-only/,
+  });
 });
 
 t.test("rows are decoded by the column's kind", async (t) => {

@@ -28,7 +28,8 @@ export class SandboxError extends Error {
 export function checkTools(): void {
   const missing: string[] = [];
   for (const file of [SCHEMAS.northbound, SCHEMAS.openvswitch]) if (!existsSync(file)) missing.push(file);
-  for (const tool of ["/usr/sbin/ovsdb-server", "/usr/bin/ovsdb-tool"]) if (!existsSync(tool)) missing.push(tool);
+  for (const tool of ["/usr/sbin/ovsdb-server", "/usr/bin/ovsdb-tool"])
+    if (!existsSync(tool)) missing.push(tool);
   if (missing.length > 0) {
     throw new SandboxError(
       `missing ${missing.join(", ")}: install Debian's openvswitch-switch, openvswitch-common and ovn-central (scripts/setup.sh does)`,
@@ -48,12 +49,17 @@ function hookExit(): void {
     for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
   };
   process.on("exit", cleanup);
+  // On a signal, clean up and die as the signal would, unless the host
+  // process handles that signal itself (then it stops its servers, and the
+  // exit hook catches whatever it left).
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    if (process.listenerCount(signal) > 0) continue;
-    process.once(signal, () => {
+    const onSignal = (): void => {
+      if (process.listenerCount(signal) > 1) return;
+      process.off(signal, onSignal);
       cleanup();
       process.kill(process.pid, signal);
-    });
+    };
+    process.on(signal, onSignal);
   }
 }
 
@@ -271,7 +277,8 @@ export async function startStandalone(
   const name = options.name ?? "db";
   const schemaFile = schema in SCHEMAS ? SCHEMAS[schema as keyof typeof SCHEMAS] : schema;
   const dbFile = path.join(dir, `${name}.db`);
-  await run("ovsdb-tool", ["create", dbFile, schemaFile]);
+  // A database file kept in a caller's directory is reused: its content survives restarts.
+  if (!options.dir || !existsSync(dbFile)) await run("ovsdb-tool", ["create", dbFile, schemaFile]);
   const server = new OvsdbServer(dir, dbFile, { ...options, name });
   await server.start();
   return server;

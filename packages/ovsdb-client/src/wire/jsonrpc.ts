@@ -4,7 +4,7 @@
  * inactivity probe that drops a peer that stopped answering.
  */
 import type net from "node:net";
-import { CanceledError, ConnectionClosedError, OvsdbError, RequestTimeoutError, RpcError } from "../errors.js";
+import { CanceledError, ConnectionClosedError, RequestTimeoutError, RpcError } from "../errors.js";
 import { JsonStreamDecoder } from "./framing.js";
 
 export interface RpcOptions {
@@ -50,12 +50,19 @@ export class RpcConnection {
   ) {
     this.decoder = new JsonStreamDecoder(options.maxMessageBytes);
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
-    socket.on("error", (err) => this.shutdown(new ConnectionClosedError(`connection error: ${err.message}`, remote)));
+    socket.on("error", (err) =>
+      this.shutdown(new ConnectionClosedError(`connection error: ${err.message}`, remote)),
+    );
     socket.on("close", () => this.shutdown(new ConnectionClosedError("connection closed", remote)));
   }
 
   /** Resolves once the socket (and TLS, for ssl:) is up. */
-  static open(socket: net.Socket, remote: string, options: RpcOptions, timeoutMs: number): Promise<RpcConnection> {
+  static open(
+    socket: net.Socket,
+    remote: string,
+    options: RpcOptions,
+    timeoutMs: number,
+  ): Promise<RpcConnection> {
     return new Promise((resolve, reject) => {
       const event = "encrypted" in socket ? "secureConnect" : "connect";
       const timer = setTimeout(() => {
@@ -96,7 +103,14 @@ export class RpcConnection {
     const id = this.nextId++;
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const entry: Pending = { method, resolve, reject, timer: undefined, onAbort: undefined, signal: options.signal };
+      const entry: Pending = {
+        method,
+        resolve,
+        reject,
+        timer: undefined,
+        onAbort: undefined,
+        signal: options.signal,
+      };
       if (timeoutMs > 0) {
         entry.timer = setTimeout(() => {
           this.settle(id);
@@ -191,7 +205,8 @@ export class RpcConnection {
     if (typeof message.id !== "number") return;
     const entry = this.settle(message.id);
     if (!entry) return; // reply to a request that already timed out
-    if (message.error !== null && message.error !== undefined) entry.reject(new RpcError(entry.method, message.error));
+    if (message.error !== null && message.error !== undefined)
+      entry.reject(new RpcError(entry.method, message.error));
     else entry.resolve(message.result);
   }
 

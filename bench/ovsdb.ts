@@ -1,0 +1,147 @@
+/**
+ * npm run bench:ovsdb — logical switch port creation through ovsdb-client,
+ * against ovn-nbctl as the baseline, each on a fresh standalone
+ * OVN_Northbound in this same run; then the time for a new client's cache
+ * to receive 100,000 existing ports.
+ *
+ * PORTS (default 10000) and CACHE_PORTS (default 100000) override the sizes.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { OvsdbClient, indexBy, namedUuid, op, type Operation } from "ovsdb-client";
+import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
+
+const NB = "OVN_Northbound";
+const PORTS = Number(process.env.PORTS ?? 10_000);
+const CACHE_PORTS = Number(process.env.CACHE_PORTS ?? 100_000);
+const IN_FLIGHT = 256;
+const BATCH = 100;
+
+function mac(i: number): string {
+  const hex = i.toString(16).padStart(8, "0");
+  return `0a:58:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}:${hex.slice(6, 8)}`;
+}
+function ip(i: number): string {
+  return `10.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+}
+function portOps(i: number, tag: string): Operation[] {
+  const name = `${tag}${i}`;
+  return [
+    op.insert(
+      "Logical_Switch_Port",
+      { name, addresses: [`${mac(i)} ${ip(i)}`], external_ids: { pod: `bench/${name}` } },
+      { uuidName: `p${i}` },
+    ),
+  ];
+}
+function attach(first: number, count: number): Operation {
+  const ports = Array.from({ length: count }, (_, k) => namedUuid(`p${first + k}`));
+  return op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "insert", ports]]);
+}
+
+async function freshNorthbound(): Promise<{ server: OvsdbServer; client: OvsdbClient }> {
+  const server = await startNorthbound();
+  const client = new OvsdbClient({ remote: server.unixRemote, database: NB, requestTimeoutMs: 120_000 });
+  await client.connect({ timeoutMs: 5000 });
+  await client.transact(NB, [op.insert("Logical_Switch", { name: "sw" })]);
+  return { server, client };
+}
+
+async function countPorts(client: OvsdbClient): Promise<number> {
+  const [r] = await client.transact(NB, [op.select("Logical_Switch_Port", [], ["name"])]);
+  return r?.rows?.length ?? 0;
+}
+
+async function pipelined(): Promise<number> {
+  const { server, client } = await freshNorthbound();
+  const started = process.hrtime.bigint();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < PORTS) {
+      const i = next++;
+      await client.transact(NB, [...portOps(i, "pl"), attach(i, 1)]);
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const made = await countPorts(client);
+  if (made !== PORTS) throw new Error(`pipelined: expected ${PORTS} ports, found ${made}`);
+  client.close();
+  await server.stop();
+  return PORTS / seconds;
+}
+
+async function batched(client: OvsdbClient, total: number, tag: string): Promise<number> {
+  const started = process.hrtime.bigint();
+  for (let first = 0; first < total; first += BATCH) {
+    const count = Math.min(BATCH, total - first);
+    const ops: Operation[] = [];
+    for (let i = first; i < first + count; i++) ops.push(...portOps(i, tag));
+    ops.push(attach(first, count));
+    await client.transact(NB, ops);
+  }
+  return total / (Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+async function nbctl(): Promise<number> {
+  const server = await startNorthbound();
+  await promisify(execFile)("ovn-nbctl", [`--db=${server.unixRemote}`, "ls-add", "sw"]);
+  const args = [`--db=${server.unixRemote}`];
+  for (let i = 0; i < PORTS; i++) {
+    args.push("--", "lsp-add", "sw", `nc${i}`, "--", "lsp-set-addresses", `nc${i}`, `${mac(i)} ${ip(i)}`);
+  }
+  const started = process.hrtime.bigint();
+  await promisify(execFile)("ovn-nbctl", args, { maxBuffer: 64 * 1024 * 1024 });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const { stdout } = await promisify(execFile)(
+    "ovn-nbctl",
+    [`--db=${server.unixRemote}`, "--bare", "--columns=_uuid", "list", "Logical_Switch_Port"],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  const made = stdout.split("\n").filter((l) => l.trim()).length;
+  if (made !== PORTS) throw new Error(`ovn-nbctl: expected ${PORTS} ports, found ${made}`);
+  await server.stop();
+  return PORTS / seconds;
+}
+
+async function cacheSync(): Promise<{ seconds: number; heapMB: number }> {
+  const { server, client } = await freshNorthbound();
+  await batched(client, CACHE_PORTS, "c");
+  const fresh = new OvsdbClient({ remote: server.unixRemote, database: NB, requestTimeoutMs: 120_000 });
+  await fresh.connect({ timeoutMs: 5000 });
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = process.hrtime.bigint();
+  const cache = await fresh.cache(NB, {
+    Logical_Switch_Port: { indexes: { name: indexBy.column("name"), pod: indexBy.mapKey("pod") } },
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const size = cache.table("Logical_Switch_Port").size;
+  if (size !== CACHE_PORTS) throw new Error(`cache: expected ${CACHE_PORTS} ports, found ${size}`);
+  const heapMB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+  fresh.close();
+  client.close();
+  await server.stop();
+  return { seconds, heapMB };
+}
+
+const fmt = (n: number): string => Math.round(n).toString();
+
+const pipelinedRate = await pipelined();
+console.log(
+  `client-pipelined: ${PORTS} ports, one transaction each, ${IN_FLIGHT} in flight: ${fmt(pipelinedRate)} ports/s`,
+);
+const b = await freshNorthbound();
+const batchedRate = await batched(b.client, PORTS, "b");
+b.client.close();
+await b.server.stop();
+console.log(`client-batched: ${PORTS} ports in transactions of ${BATCH}: ${fmt(batchedRate)} ports/s`);
+const nbctlRate = await nbctl();
+console.log(`ovn-nbctl: ${PORTS} ports in one invocation: ${fmt(nbctlRate)} ports/s`);
+const sync = await cacheSync();
+console.log(
+  `cache: a new client received ${CACHE_PORTS} existing ports in ${sync.seconds.toFixed(2)} s (heap +${Math.round(sync.heapMB)} MB, with name and pod indexes)`,
+);
+console.log(
+  `ovsdb-bench: client-pipelined ${fmt(pipelinedRate)} ports/s, client-batched ${fmt(batchedRate)} ports/s, ovn-nbctl ${fmt(nbctlRate)} ports/s, ratio ${(batchedRate / nbctlRate).toFixed(2)}`,
+);

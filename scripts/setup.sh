@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what ovn-admission needs to run and to test, on Debian bookworm:
+#   - Debian packages, only when missing: openvswitch-common and openvswitch-switch
+#     (ovsdb-server, ovsdb-tool, ovs-vsctl, the Open_vSwitch schema), ovn-central and
+#     ovn-common (ovn-nbctl, the OVN Northbound/Southbound schemas), openssl.
+#     No service is started by this script (on a systemd host, apt may start
+#     openvswitch-switch itself; the service and tests never use it).
+#   - npm packages: `npm ci` when node_modules is missing or older than package-lock.json.
+# Run as root or with sudo available. A warm machine passes through in well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ovsdb-server >/dev/null 2>&1 || missing+=(openvswitch-switch)
+command -v ovs-vsctl >/dev/null 2>&1 || missing+=(openvswitch-switch)
+[ -f /usr/share/openvswitch/vswitch.ovsschema ] || missing+=(openvswitch-common)
+command -v ovn-nbctl >/dev/null 2>&1 || missing+=(ovn-central ovn-common)
+[ -f /usr/share/ovn/ovn-nb.ovsschema ] || missing+=(ovn-common)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  packages=$(printf '%s\n' "${missing[@]}" openvswitch-common | sort -u | tr '\n' ' ')
+  as_root=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root (or sudo) to install: $packages" >&2; exit 1; }
+    as_root="sudo"
+  fi
+  echo "setup: installing Debian packages: $packages"
+  export DEBIAN_FRONTEND=noninteractive
+  $as_root apt-get update -q
+  # shellcheck disable=SC2086
+  $as_root apt-get install -y -q --no-install-recommends $packages
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi

@@ -1,0 +1,48 @@
+/**
+ * The service's test harness. OVSDB servers come from the ovsdb-sandbox
+ * package (real ovsdb-server processes, the same code `npm start` uses for
+ * its local Northbound); this module adds what the service's tests need on
+ * top: one Open_vSwitch database per simulated node, and tap wiring.
+ */
+import type { Test } from "tap";
+import {
+  startNorthbound,
+  startOpenVswitch,
+  startRaftCluster,
+  type OvsdbServer,
+  type RaftCluster,
+} from "ovsdb-sandbox";
+
+export * from "ovsdb-sandbox";
+
+/** A standalone OVN_Northbound for one test, stopped after it. */
+export async function northboundFor(t: Test): Promise<OvsdbServer> {
+  const server = await startNorthbound();
+  t.teardown(() => server.stop());
+  return server;
+}
+
+/** A 3-member RAFT OVN_Northbound for one test. */
+export async function raftNorthboundFor(t: Test): Promise<RaftCluster> {
+  const cluster = await startRaftCluster("northbound", { electionTimerMs: 200 });
+  t.teardown(() => cluster.stop());
+  return cluster;
+}
+
+export interface SimulatedNode {
+  name: string;
+  /** The node's Open_vSwitch database, with `system-id` and `hostname` set as ovs-vswitchd would. */
+  ovs: OvsdbServer;
+}
+
+/** One Open_vSwitch database per node name, started in parallel, stopped after the test. */
+export async function nodesFor(t: Test, names: string[]): Promise<SimulatedNode[]> {
+  const nodes = await Promise.all(
+    names.map(async (name) => ({
+      name,
+      ovs: await startOpenVswitch({ externalIds: { "system-id": `chassis-${name}`, hostname: name } }),
+    })),
+  );
+  t.teardown(() => Promise.all(nodes.map((n) => n.ovs.stop())));
+  return nodes;
+}
