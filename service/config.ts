@@ -6,76 +6,248 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRemotes } from "ovsdb-client";
+import type { FailureMode } from "../webhooks/admit.js";
 
 export interface Config {
+  host: string;
+  port: number;
+  /** Serving certificate and key (the cert-manager Secret mount); unset: development certificates in certsDir. */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  certsDir: string;
+  certReloadMs: number;
+  bodyLimit: number;
+  deadlineMs: number;
+  keepAliveTimeoutMs: number;
+  mutateFailureMode: FailureMode;
+  validateFailureMode: FailureMode;
+  policyLabel: string;
+  maxRateMbps: number;
   /** OVN Northbound remote(s); undefined runs a local ovsdb-server (development default). */
   northboundRemote: string | undefined;
-  /** How long start-up waits for the Northbound before giving up, ms. */
   northboundConnectTimeoutMs: number;
   /** Where the local Northbound keeps its database file between runs. */
   stateDir: string;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 }
 
-interface OptionSpec {
-  flag: string;
-  env: string;
-  describe: string;
-  defaultText: string;
-}
-
-const OPTIONS: Record<keyof Config, OptionSpec> = {
-  northboundRemote: {
-    flag: "nb-remote",
-    env: "OVN_NB_REMOTE",
-    describe:
-      "OVN Northbound remote: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT, or a comma-separated RAFT cluster",
-    defaultText: "a local ovsdb-server started with the service",
-  },
-  northboundConnectTimeoutMs: {
-    flag: "nb-connect-timeout",
-    env: "OVN_NB_CONNECT_TIMEOUT",
-    describe: "seconds to wait for OVN Northbound at start-up",
-    defaultText: "15",
-  },
-  stateDir: {
-    flag: "state-dir",
-    env: "OVN_ADMISSION_STATE_DIR",
-    describe: "directory of the local Northbound's database file",
-    defaultText: "$XDG_STATE_HOME/ovn-admission or ~/.local/state/ovn-admission",
-  },
-  logLevel: {
-    flag: "log-level",
-    env: "LOG_LEVEL",
-    describe: "fatal, error, warn, info, debug or trace",
-    defaultText: "info",
-  },
-};
-
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-export function usage(): string {
+interface Option<K extends keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  describe: string;
+  /** The default as --help shows it; undefined means "unset". */
+  fallback: (env: NodeJS.ProcessEnv) => string | undefined;
+  parse: (text: string, flag: string) => Config[K];
+}
+
+const fail = (flag: string, expected: string, found: string): never => {
+  throw new ConfigError(`--${flag}: expected ${expected}, found ${JSON.stringify(found)}`);
+};
+const text = (t: string): string => t;
+const optionalText = (t: string): string | undefined => t;
+const seconds = (t: string, flag: string): number => {
+  const n = Number(t);
+  if (!/^\d+(\.\d+)?$/.test(t) || n <= 0) fail(flag, "a positive number of seconds", t);
+  return Math.round(n * 1000);
+};
+const integer =
+  (min: number, max: number, unit = "") =>
+  (t: string, flag: string): number => {
+    const n = Number(t);
+    if (!/^\d+$/.test(t) || n < min || n > max) fail(flag, `a whole number${unit} from ${min} to ${max}`, t);
+    return n;
+  };
+const oneOf =
+  <T extends string>(...values: T[]) =>
+  (t: string, flag: string): T => {
+    if (!values.includes(t as T)) fail(flag, `one of ${values.join(", ")}`, t);
+    return t as T;
+  };
+const MIB = 1024 * 1024;
+const bytes = (t: string, flag: string): number => {
+  const m = /^(\d+)(Ki|Mi)?$/.exec(t);
+  if (!m) return fail(flag, 'a size in bytes, or with Ki or Mi (e.g. "8Mi")', t);
+  const n = Number(m[1]) * (m[2] === "Mi" ? MIB : m[2] === "Ki" ? 1024 : 1);
+  // An AdmissionReview carries an object of up to 3 MiB, and on UPDATE the old one too.
+  if (n < 3 * MIB) fail(flag, "at least 3Mi (the API server's object limit)", t);
+  return n;
+};
+
+const OPTIONS: { [K in keyof Config]: Option<K> } = {
+  host: {
+    key: "host",
+    flag: "host",
+    env: "OVN_ADMISSION_HOST",
+    describe: "address to listen on",
+    fallback: () => "127.0.0.1",
+    parse: text,
+  },
+  port: {
+    key: "port",
+    flag: "port",
+    env: "OVN_ADMISSION_PORT",
+    describe: "HTTPS port (0: any free port)",
+    fallback: () => "8443",
+    parse: integer(0, 65535),
+  },
+  tlsCertFile: {
+    key: "tlsCertFile",
+    flag: "tls-cert-file",
+    env: "OVN_ADMISSION_TLS_CERT_FILE",
+    describe: "serving certificate (PEM), e.g. the cert-manager Secret's tls.crt; reloaded when it changes",
+    fallback: () => undefined,
+    parse: optionalText,
+  },
+  tlsKeyFile: {
+    key: "tlsKeyFile",
+    flag: "tls-key-file",
+    env: "OVN_ADMISSION_TLS_KEY_FILE",
+    describe: "serving key (PEM), e.g. the cert-manager Secret's tls.key",
+    fallback: () => undefined,
+    parse: optionalText,
+  },
+  certsDir: {
+    key: "certsDir",
+    flag: "certs-dir",
+    env: "OVN_ADMISSION_CERTS_DIR",
+    describe: "where a development CA and serving certificate are made when no --tls-cert-file is given",
+    fallback: () => "certs",
+    parse: (t) => path.resolve(t),
+  },
+  certReloadMs: {
+    key: "certReloadMs",
+    flag: "cert-reload-interval",
+    env: "OVN_ADMISSION_CERT_RELOAD_INTERVAL",
+    describe: "seconds between checks of the certificate files",
+    fallback: () => "2",
+    parse: seconds,
+  },
+  bodyLimit: {
+    key: "bodyLimit",
+    flag: "body-limit",
+    env: "OVN_ADMISSION_BODY_LIMIT",
+    describe: "largest request body",
+    fallback: () => "8Mi",
+    parse: bytes,
+  },
+  deadlineMs: {
+    key: "deadlineMs",
+    flag: "admission-deadline",
+    env: "OVN_ADMISSION_DEADLINE",
+    describe: "seconds an admission may take; keep it below the webhooks' timeoutSeconds",
+    fallback: () => "2",
+    parse: seconds,
+  },
+  keepAliveTimeoutMs: {
+    key: "keepAliveTimeoutMs",
+    flag: "keep-alive-timeout",
+    env: "OVN_ADMISSION_KEEP_ALIVE_TIMEOUT",
+    describe: "seconds an idle connection is kept open (the API server reuses them; at least 90)",
+    fallback: () => "120",
+    parse: (t, flag) => {
+      const ms = seconds(t, flag);
+      if (ms < 90_000) fail(flag, "at least 90 seconds", t);
+      return ms;
+    },
+  },
+  mutateFailureMode: {
+    key: "mutateFailureMode",
+    flag: "mutate-failure-mode",
+    env: "OVN_ADMISSION_MUTATE_FAILURE_MODE",
+    describe: "when OVN cannot be programmed in time on /mutate: deny, or allow with a warning",
+    fallback: () => "deny",
+    parse: oneOf<FailureMode>("deny", "allow"),
+  },
+  validateFailureMode: {
+    key: "validateFailureMode",
+    flag: "validate-failure-mode",
+    env: "OVN_ADMISSION_VALIDATE_FAILURE_MODE",
+    describe: "the same for /validate",
+    fallback: () => "deny",
+    parse: oneOf<FailureMode>("deny", "allow"),
+  },
+  policyLabel: {
+    key: "policyLabel",
+    flag: "policy-label",
+    env: "OVN_ADMISSION_POLICY_LABEL",
+    describe: "Namespace label choosing enforce, warn or off",
+    fallback: () => "ovn-admission.io/policy",
+    parse: text,
+  },
+  maxRateMbps: {
+    key: "maxRateMbps",
+    flag: "max-rate",
+    env: "OVN_ADMISSION_MAX_RATE",
+    describe: "largest ingress_rate/egress_rate a pod may ask for, Mbit/s",
+    fallback: () => "100000",
+    parse: integer(1, 10_000_000, " of Mbit/s"),
+  },
+  northboundRemote: {
+    key: "northboundRemote",
+    flag: "nb-remote",
+    env: "OVN_NB_REMOTE",
+    describe:
+      "OVN Northbound: unix:PATH, tcp:HOST:PORT, ssl:HOST:PORT, or a comma-separated RAFT cluster (unset: a local ovsdb-server started with the service)",
+    fallback: () => undefined,
+    parse: (t, flag) => {
+      try {
+        parseRemotes(t);
+      } catch (err) {
+        throw new ConfigError(`--${flag}: ${(err as Error).message}`);
+      }
+      return t;
+    },
+  },
+  northboundConnectTimeoutMs: {
+    key: "northboundConnectTimeoutMs",
+    flag: "nb-connect-timeout",
+    env: "OVN_NB_CONNECT_TIMEOUT",
+    describe: "seconds to wait for OVN Northbound at start-up",
+    fallback: () => "15",
+    parse: seconds,
+  },
+  stateDir: {
+    key: "stateDir",
+    flag: "state-dir",
+    env: "OVN_ADMISSION_STATE_DIR",
+    describe: "directory of the local Northbound's database file",
+    fallback: (env) =>
+      path.join(env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "ovn-admission"),
+    parse: (t) => path.resolve(t),
+  },
+  logLevel: {
+    key: "logLevel",
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    describe: "log level",
+    fallback: () => "info",
+    parse: oneOf("fatal", "error", "warn", "info", "debug", "trace"),
+  },
+};
+
+export function usage(env: NodeJS.ProcessEnv = {}): string {
   const lines = [
     "Usage: ovn-admission [options]",
     "",
-    "Options (each also read from its environment variable):",
+    "Options (each also read from the environment variable shown):",
   ];
-  for (const spec of Object.values(OPTIONS)) {
+  for (const o of Object.values(OPTIONS) as Array<Option<keyof Config>>) {
     lines.push(
-      `  --${spec.flag} <value>  (${spec.env})`,
-      `      ${spec.describe}`,
-      `      default: ${spec.defaultText}`,
+      `  --${o.flag} <value>   ${o.env}`,
+      `      ${o.describe}`,
+      `      default: ${o.fallback(env) ?? "unset"}`,
     );
   }
   lines.push("  --help", "      print this help and exit");
   return lines.join("\n");
 }
 
-const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace"]);
-
-/** Reads flags first, then environment, then defaults. Throws ConfigError naming the option. */
+/** Flags first, then environment, then defaults. Throws ConfigError naming the option. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "help" {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -89,41 +261,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
       allowPositionals: false,
     }));
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n\n${usage()}`);
+    throw new ConfigError(`${(err as Error).message}\n\n${usage(env)}`);
   }
   if (values.help) return "help";
-  const pick = (key: keyof Config): string | undefined => {
-    const spec = OPTIONS[key];
-    const v = values[spec.flag];
-    return typeof v === "string" ? v : env[spec.env] || undefined;
-  };
-
-  const northboundRemote = pick("northboundRemote");
-  if (northboundRemote !== undefined) {
-    try {
-      parseRemotes(northboundRemote);
-    } catch (err) {
-      throw new ConfigError(`--nb-remote: ${(err as Error).message}`);
-    }
+  const config: Partial<Record<keyof Config, unknown>> = {};
+  for (const o of Object.values(OPTIONS) as Array<Option<keyof Config>>) {
+    const flagged = values[o.flag];
+    const raw = typeof flagged === "string" ? flagged : env[o.env] || o.fallback(env);
+    config[o.key] = raw === undefined ? undefined : o.parse(raw, o.flag);
   }
-  const timeoutText = pick("northboundConnectTimeoutMs") ?? "15";
-  const timeoutSeconds = Number(timeoutText);
-  if (!/^\d+(\.\d+)?$/.test(timeoutText) || timeoutSeconds <= 0) {
+  const done = config as Config;
+  if ((done.tlsCertFile === undefined) !== (done.tlsKeyFile === undefined)) {
     throw new ConfigError(
-      `--nb-connect-timeout: expected a positive number of seconds, found ${JSON.stringify(timeoutText)}`,
+      "--tls-cert-file and --tls-key-file go together: give both, or neither for development certificates",
     );
   }
-  const logLevel = pick("logLevel") ?? "info";
-  if (!LOG_LEVELS.has(logLevel)) {
-    throw new ConfigError(
-      `--log-level: expected one of ${[...LOG_LEVELS].join(", ")}, found ${JSON.stringify(logLevel)}`,
-    );
-  }
-  const stateHome = env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state");
-  return {
-    northboundRemote,
-    northboundConnectTimeoutMs: timeoutSeconds * 1000,
-    stateDir: pick("stateDir") ?? path.join(stateHome, "ovn-admission"),
-    logLevel: logLevel as Config["logLevel"],
-  };
+  return done;
 }

@@ -49,6 +49,8 @@ export interface ClientEvents {
   state: [state: ConnectionState, detail: { remote?: string; error?: Error }];
   connected: [remote: string];
   disconnected: [error: Error];
+  /** Every transact call once it settles: for latency metrics. */
+  transaction: [detail: { database: string; seconds: number; ok: boolean; operations: number }];
 }
 
 /** Receives a monitor's content: a snapshot replaces everything, an update changes some rows. */
@@ -417,8 +419,17 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
   ): Promise<OperationResult[]> {
     const schema = await this.getSchema(database);
     const encoded = operations.map((o) => encodeOperation(schema, o));
-    const results = await this.request("transact", [database, ...encoded], options);
-    return checkResults(schema, operations, results);
+    const started = performance.now();
+    let ok = false;
+    try {
+      const results = await this.request("transact", [database, ...encoded], options);
+      const checked = checkResults(schema, operations, results);
+      ok = true;
+      return checked;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      this.emit("transaction", { database, seconds, ok, operations: operations.length });
+    }
   }
 
   /**

@@ -1,0 +1,164 @@
+/**
+ * Starts the service from a Config: certificates, OVN Northbound (a local
+ * ovsdb-server on embedded defaults), the cluster view, the HTTPS app. The
+ * only place that listens and that shuts down.
+ */
+import { mkdirSync } from "node:fs";
+import type { Server as TlsServer } from "node:tls";
+import type { AddressInfo } from "node:net";
+import { pino, type Logger } from "pino";
+import { OvsdbClient } from "ovsdb-client";
+import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
+import { StaticView, type ClusterView } from "../cluster/view.js";
+import { IntentHandlers } from "../handlers/intents.js";
+import { buildApp } from "../webhooks/app.js";
+import { ROUTES, type Route } from "../webhooks/rules.js";
+import type { Config } from "./config.js";
+import {
+  ensureDevCertificates,
+  readServingCertificate,
+  reloadOnChange,
+  type ServingFiles,
+} from "./certificates.js";
+import { createMetrics } from "./metrics.js";
+
+const NB = "OVN_Northbound";
+
+export interface Service {
+  url: string;
+  port: number;
+  /** The CA that signed the serving certificate, when we made it (development). */
+  caFile: string | undefined;
+  northbound: OvsdbClient;
+  /** Stops accepting, finishes in-flight admissions, closes OVSDB, stops the local Northbound. */
+  close(): Promise<void>;
+}
+
+/** What tests and later issues plug in; production uses the defaults. */
+export interface ServiceParts {
+  log?: Logger;
+  view?: ClusterView;
+  handlers?: IntentHandlers;
+  routes?: readonly Route[];
+}
+
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export async function startService(config: Config, parts: ServiceParts = {}): Promise<Service> {
+  const log = parts.log ?? pino({ name: "ovn-admission", level: config.logLevel });
+
+  let serving: ServingFiles;
+  let caFile: string | undefined;
+  if (config.tlsCertFile && config.tlsKeyFile) {
+    serving = { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
+  } else {
+    const dev = await ensureDevCertificates(config.certsDir);
+    serving = dev;
+    caFile = dev.caFile;
+    log.info(
+      {
+        event: dev.created ? "dev-certificates-created" : "dev-certificates-reused",
+        caFile,
+        certFile: dev.certFile,
+      },
+      "using a development CA and serving certificate (give --tls-cert-file and --tls-key-file in production)",
+    );
+  }
+  const certificate = readServingCertificate(serving);
+
+  let localNorthbound: OvsdbServer | undefined;
+  let remote = config.northboundRemote;
+  if (!remote) {
+    mkdirSync(config.stateDir, { recursive: true });
+    localNorthbound = await startNorthbound({ dir: config.stateDir, tcp: false });
+    remote = localNorthbound.unixRemote;
+    log.info(
+      { event: "local-northbound-started", remote, dbFile: localNorthbound.dbFile, pid: localNorthbound.pid },
+      "started a local ovsdb-server with the OVN_Northbound schema (no --nb-remote given)",
+    );
+  }
+  const northbound = new OvsdbClient({ remote, database: NB });
+  northbound.on("state", (state, detail) =>
+    log.info(
+      { event: "northbound-state", state, remote: detail.remote, error: detail.error?.message },
+      `OVN Northbound ${state}`,
+    ),
+  );
+  const view = parts.view ?? new StaticView();
+  if (!parts.view) {
+    log.info(
+      { event: "cluster-view-empty" },
+      "no Kubernetes cluster configured: the cluster view is empty, rules judge on what they have",
+    );
+  }
+  const metrics = createMetrics(() => ({}));
+  northbound.on("transaction", ({ database, seconds, ok }) =>
+    metrics.ovsdbTransactionDuration.observe({ database, result: ok ? "ok" : "error" }, seconds),
+  );
+
+  const stopLocal = async (): Promise<void> => {
+    northbound.close();
+    await localNorthbound?.stop();
+  };
+  try {
+    await northbound.connect({ timeoutMs: config.northboundConnectTimeoutMs });
+  } catch (err) {
+    await stopLocal();
+    throw new StartupError(`cannot reach OVN Northbound at ${remote}: ${(err as Error).message}`);
+  }
+
+  const app = await buildApp({
+    log,
+    metrics,
+    view,
+    routes: parts.routes ?? ROUTES,
+    handlers: parts.handlers ?? new IntentHandlers(),
+    settings: { maxRateMbps: config.maxRateMbps },
+    policyLabel: config.policyLabel,
+    deadlineMs: config.deadlineMs,
+    failureModes: { mutate: config.mutateFailureMode, validate: config.validateFailureMode },
+    bodyLimit: config.bodyLimit,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    https: { cert: certificate.cert, key: certificate.key, minVersion: "TLSv1.2" },
+    readiness: () => {
+      const waitingFor: string[] = [];
+      if (!view.synced) waitingFor.push("cluster view to sync");
+      if (northbound.state !== "connected") waitingFor.push(`OVN Northbound (${northbound.state})`);
+      return { ready: waitingFor.length === 0, waitingFor };
+    },
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await stopLocal();
+    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+  const stopReloading = reloadOnChange(app.server as unknown as TlsServer, serving, config.certReloadMs, log);
+  const { port } = app.server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `https://${host}:${port}`;
+  log.info(
+    { event: "listening", url, caFile, certificate: certificate.fingerprint, validTo: certificate.validTo },
+    caFile ? `listening on ${url}; try: curl --cacert ${caFile} ${url}/readyz` : `listening on ${url}`,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    caFile,
+    northbound,
+    close() {
+      closing ??= (async () => {
+        log.info({ event: "stopping" }, "stopping: no new requests, finishing those in flight");
+        stopReloading();
+        await app.close();
+        await stopLocal();
+        log.info({ event: "stopped" }, "stopped");
+      })();
+      return closing;
+    },
+  };
+}

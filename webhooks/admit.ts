@@ -1,0 +1,144 @@
+/**
+ * One admission from review to response: route, namespace policy, the rule,
+ * then (never on dryRun) the intents, all within the deadline. A slow or
+ * failed dependency is answered by the webhook's failure mode.
+ */
+import type { ClusterView } from "../cluster/view.js";
+import type { IntentHandlers } from "../handlers/intents.js";
+import { encodePatch, type AdmissionResponse, type AdmissionReview } from "./envelope.js";
+import { applyPolicy, policyFor, type PolicyMode } from "./policy.js";
+import { routeFor, type Route, type RuleSettings, type Webhook } from "./rules.js";
+import type { Verdict } from "./verdict.js";
+
+/** What to answer when a dependency is slow or down: deny with a clear message, or allow with a warning. */
+export type FailureMode = "deny" | "allow";
+
+export interface AdmitDeps {
+  routes: readonly Route[];
+  view: ClusterView;
+  settings: RuleSettings;
+  handlers: IntentHandlers;
+  policyLabel: string;
+  deadlineMs: number;
+  failureModes: Record<Webhook, FailureMode>;
+}
+
+/** allowed, denied, warned (a denial let through by policy warn), failed (a dependency failed, answered by the failure mode). */
+export type Outcome = "allowed" | "denied" | "warned" | "failed";
+
+export interface Admission {
+  response: AdmissionResponse;
+  outcome: Outcome;
+  /** The rule that answered, or "none". */
+  rule: string;
+  policy: PolicyMode;
+  /** Set when the failure mode answered: what failed. */
+  failure?: string;
+}
+
+class DeadlineExceeded extends Error {
+  override name = "DeadlineExceeded";
+}
+
+function toResponse(uid: string, verdict: Verdict, webhook: Webhook): AdmissionResponse {
+  const response: AdmissionResponse = { uid, allowed: verdict.allowed };
+  if (!verdict.allowed) {
+    const code = verdict.code ?? 403;
+    response.status = {
+      code,
+      message: verdict.message ?? "denied",
+      reason: code === 400 ? "BadRequest" : "Forbidden",
+    };
+  }
+  // A validating webhook may not patch; the API server would reject the response.
+  if (webhook === "mutate" && verdict.allowed && verdict.patch.length > 0) {
+    response.patchType = "JSONPatch";
+    response.patch = encodePatch(verdict.patch);
+  }
+  if (verdict.warnings.length > 0) response.warnings = verdict.warnings;
+  return response;
+}
+
+async function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        controller.abort();
+        reject(new DeadlineExceeded(`no answer within the ${ms} ms admission deadline`));
+      },
+      Math.max(0, ms),
+    );
+  });
+  try {
+    return await Promise.race([work(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function admit(
+  webhook: Webhook,
+  review: AdmissionReview,
+  deps: AdmitDeps,
+  startedAt = performance.now(),
+): Promise<Admission> {
+  const { request } = review;
+  const route = routeFor(deps.routes, webhook, request);
+  const policy = policyFor(request.namespace, deps.view, deps.policyLabel);
+  const untouched = (mode: PolicyMode): Admission => ({
+    response: { uid: request.uid, allowed: true },
+    outcome: "allowed",
+    rule: route?.name ?? "none",
+    policy: mode,
+  });
+  if (!route) return untouched(policy.mode);
+  if (policy.mode === "off") return untouched("off");
+
+  const decided = route.rule(request, deps.view, deps.settings);
+  const verdict = applyPolicy(decided, policy);
+  const outcome: Outcome = !verdict.allowed ? "denied" : decided.allowed ? "allowed" : "warned";
+
+  if (!verdict.allowed || verdict.intents.length === 0 || request.dryRun) {
+    return {
+      response: toResponse(request.uid, verdict, webhook),
+      outcome,
+      rule: route.name,
+      policy: policy.mode,
+    };
+  }
+  try {
+    const remaining = deps.deadlineMs - (performance.now() - startedAt);
+    await withDeadline((signal) => deps.handlers.carryOut(verdict.intents, signal), remaining);
+    return {
+      response: toResponse(request.uid, verdict, webhook),
+      outcome,
+      rule: route.name,
+      policy: policy.mode,
+    };
+  } catch (err) {
+    const failure = err instanceof Error ? err.message : String(err);
+    const mode = deps.failureModes[webhook];
+    const answered: Verdict =
+      mode === "allow"
+        ? {
+            ...verdict,
+            intents: [],
+            warnings: [...verdict.warnings, `admitted, but OVN is not programmed for it yet: ${failure}`],
+          }
+        : {
+            allowed: false,
+            code: 403,
+            message: `could not program OVN for this ${request.kind.kind} (failure mode deny): ${failure}`,
+            patch: [],
+            warnings: verdict.warnings,
+            intents: [],
+          };
+    const response = toResponse(request.uid, answered, webhook);
+    if (mode === "deny" && response.status) {
+      response.status = { ...response.status, code: 503, reason: "ServiceUnavailable" };
+    }
+    return { response, outcome: "failed", rule: route.name, policy: policy.mode, failure };
+  }
+}

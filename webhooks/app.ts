@@ -1,0 +1,150 @@
+/**
+ * The HTTP face: POST /mutate and /validate take AdmissionReviews; /healthz,
+ * /readyz and /metrics serve operators. The app only wraps and unwraps the
+ * envelope; rules decide, handlers program OVN. `server.ts` listens.
+ */
+import type { ServerOptions } from "node:https";
+import Fastify, {
+  LogController,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from "fastify";
+import type { Logger } from "pino";
+import type { Metrics } from "../service/metrics.js";
+import { admit, type AdmitDeps } from "./admit.js";
+import { MalformedReviewError, parseReview, reviewResponse } from "./envelope.js";
+import type { Webhook } from "./rules.js";
+
+export interface Readiness {
+  ready: boolean;
+  /** What is not ready yet, in words. */
+  waitingFor: string[];
+}
+
+export interface AppDeps extends AdmitDeps {
+  log: Logger;
+  metrics: Metrics;
+  /** Largest request body, bytes (the API server sends objects up to 3 MiB, twice on UPDATE). */
+  bodyLimit: number;
+  readiness: () => Readiness;
+  https?: ServerOptions;
+  /** Idle keep-alive connections are kept this long (the API server reuses them). */
+  keepAliveTimeoutMs: number;
+}
+
+/** Errors raised before a rule runs, each with a stable code and an HTTP status. */
+const REQUEST_ERRORS: Record<string, { status: number; reason: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, reason: "content-type" },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, reason: "content-length" },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, reason: "empty-body" },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, reason: "body-too-large" },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, reason: "not-json" },
+  MALFORMED_ADMISSION_REVIEW: { status: 400, reason: "not-an-admission-review" },
+};
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    // One line per admission is logged below, with its uid; fastify's per-request lines would repeat it.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimit,
+    keepAliveTimeout: deps.keepAliveTimeoutMs,
+    // On close: refuse new requests with 503, finish the ones in flight, drop idle keep-alive connections.
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    ...(deps.https ? { https: deps.https } : {}),
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  // AdmissionReviews are JSON: every other content type is refused with 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    "application/json",
+    { parseAs: "string" },
+    app.getDefaultJsonParser("error", "error"),
+  );
+
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const code = error instanceof MalformedReviewError ? error.code : (error.code ?? "INTERNAL");
+    const known = REQUEST_ERRORS[code];
+    const status = known?.status ?? (error.statusCode && error.statusCode < 500 ? error.statusCode : 500);
+    deps.metrics.malformed.inc({ reason: known?.reason ?? (status < 500 ? "other" : "internal") });
+    const line = {
+      event: "request-refused",
+      method: request.method,
+      url: request.url,
+      status,
+      code,
+      error: error.message,
+    };
+    if (status >= 500) request.log.error(line, "request failed");
+    else request.log.warn(line, "request refused");
+    void reply.code(status).send({ error: error.message, code, statusCode: status });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: `no route ${request.method} ${request.url}: POST /mutate or /validate, GET /healthz, /readyz or /metrics`,
+      code: "NOT_FOUND",
+      statusCode: 404,
+    });
+  });
+
+  const review = (webhook: Webhook) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const startedAt = performance.now();
+    const parsed = parseReview(request.body);
+    const r = parsed.request;
+    const log = request.log.child({
+      uid: r.uid,
+      webhook,
+      kind: r.kind.kind,
+      operation: r.operation,
+      namespace: r.namespace || undefined,
+      name: r.name || r.object?.metadata?.name || r.object?.metadata?.generateName || undefined,
+    });
+    const admission = await admit(webhook, parsed, deps, startedAt);
+    const seconds = (performance.now() - startedAt) / 1000;
+    deps.metrics.admissions.inc({
+      webhook,
+      operation: r.operation,
+      verdict: admission.outcome,
+      rule: admission.rule,
+    });
+    deps.metrics.admissionDuration.observe({ webhook }, seconds);
+    const line = {
+      event: "admission",
+      verdict: admission.outcome,
+      rule: admission.rule,
+      policy: admission.policy,
+      dryRun: r.dryRun || undefined,
+      patched: admission.response.patch !== undefined || undefined,
+      warnings: admission.response.warnings?.length,
+      message: admission.response.status?.message,
+      failure: admission.failure,
+      durationMs: Math.round(seconds * 1e4) / 10,
+    };
+    if (admission.outcome === "failed") log.warn(line, "admission answered by failure mode");
+    else log.info(line, "admission");
+    return reply.send(reviewResponse(parsed.apiVersion, admission.response));
+  };
+
+  app.post("/mutate", review("mutate"));
+  app.post("/validate", review("validate"));
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => {
+    const readiness = deps.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send({
+      status: readiness.ready ? "ready" : "not ready",
+      waitingFor: readiness.waitingFor,
+    });
+  });
+  app.get("/metrics", async (_request, reply) => {
+    return reply
+      .header("content-type", deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics());
+  });
+
+  return app;
+}
