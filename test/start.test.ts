@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import https from "node:https";
 import path from "node:path";
 import t from "tap";
 import { scratchDir } from "./harness/index.js";
@@ -34,23 +35,68 @@ t.before(() => {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first (npm test does)`);
 });
 
-t.test("on embedded defaults it starts a local Northbound, says so, and stops it on SIGTERM", async (t) => {
-  const stateDir = scratchDir("oa-state-");
-  const service = startService(["--state-dir", stateDir]);
-  t.teardown(() => service.child.kill("SIGKILL"));
-  await until("ready", () => service.lines.some((l) => l.event === "ready"));
-  const started = service.lines.find((l) => l.event === "local-northbound-started");
-  t.match(started, { remote: `unix:${stateDir}/nb.sock`, dbFile: `${stateDir}/nb.db` });
-  t.match(
-    service.lines.find((l) => l.event === "ready"),
-    { schemaVersion: /^\d+\.\d+\.\d+$/ },
-  );
-  const ovsdbPid = started?.pid as number;
-  service.child.kill("SIGTERM");
-  t.equal(await service.exited, 0, "clean exit");
-  t.ok(service.lines.some((l) => l.event === "stopped"));
-  t.throws(() => process.kill(ovsdbPid, 0), "the local ovsdb-server is stopped");
-  t.ok(existsSync(path.join(stateDir, "nb.db")), "the database file is kept for the next start");
+t.test(
+  "on embedded defaults it serves HTTPS with a dev CA, runs a local Northbound, and stops both on SIGTERM",
+  async (t) => {
+    const dir = scratchDir("oa-start-");
+    const service = startService([
+      "--state-dir",
+      `${dir}/state`,
+      "--certs-dir",
+      `${dir}/certs`,
+      "--port",
+      "0",
+    ]);
+    t.teardown(() => service.child.kill("SIGKILL"));
+    await until("listening", () => service.lines.some((l) => l.event === "listening"));
+    const started = service.lines.find((l) => l.event === "local-northbound-started");
+    t.match(started, { remote: `unix:${dir}/state/nb.sock`, dbFile: `${dir}/state/nb.db` });
+    const listening = service.lines.find((l) => l.event === "listening") as {
+      url: string;
+      caFile: string;
+      msg: string;
+    };
+    t.equal(listening.caFile, `${dir}/certs/ca.pem`);
+    t.match(listening.msg, `curl --cacert ${dir}/certs/ca.pem ${listening.url}/readyz`);
+    // What the printed curl command does.
+    const ready = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      https
+        .get(`${listening.url}/readyz`, { ca: readFileSync(listening.caFile) }, (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        })
+        .on("error", reject);
+    });
+    t.equal(ready.status, 200);
+    t.match(JSON.parse(ready.body), { status: "ready" });
+    const ovsdbPid = started?.pid as number;
+    service.child.kill("SIGTERM");
+    t.equal(await service.exited, 0, "clean exit");
+    t.ok(service.lines.some((l) => l.event === "stopped"));
+    t.throws(() => process.kill(ovsdbPid, 0), "the local ovsdb-server is stopped");
+    t.ok(existsSync(path.join(dir, "state", "nb.db")), "the database file is kept for the next start");
+  },
+);
+
+t.test("--help lists every option with its default", async (t) => {
+  const service = startService(["--help"]);
+  let out = "";
+  service.child.stdout.removeAllListeners("data");
+  service.child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  t.equal(await service.exited, 0);
+  for (const flag of [
+    "--port",
+    "--tls-cert-file",
+    "--body-limit",
+    "--admission-deadline",
+    "--mutate-failure-mode",
+    "--policy-label",
+    "--nb-remote",
+  ]) {
+    t.match(out, flag);
+  }
+  t.match(out, /--port <value> +OVN_ADMISSION_PORT\n.*\n +default: 8443/);
 });
 
 t.test("bad configuration is refused with the option named", async (t) => {
@@ -63,18 +109,33 @@ t.test("bad configuration is refused with the option named", async (t) => {
   const unknown = startService(["--nb-remmote", "x"]);
   t.equal(await unknown.exited, 2);
   t.match(unknown.stderr(), /Unknown option '--nb-remmote'/);
+  const small = startService(["--body-limit", "1Mi"]);
+  t.equal(await small.exited, 2);
+  t.match(
+    small.stderr(),
+    /--body-limit: expected at least 3Mi \(the API server's object limit\), found "1Mi"/,
+  );
   const badTimeout = startService(["--nb-connect-timeout", "soon"]);
   t.equal(await badTimeout.exited, 2);
   t.match(badTimeout.stderr(), /--nb-connect-timeout: expected a positive number of seconds, found "soon"/);
 });
 
 t.test("an unreachable Northbound is reported, not waited on forever", async (t) => {
-  const service = startService(["--nb-remote", "tcp:127.0.0.1:1", "--nb-connect-timeout", "1"]);
+  const dir = scratchDir("oa-start-");
+  const service = startService([
+    "--nb-remote",
+    "tcp:127.0.0.1:1",
+    "--nb-connect-timeout",
+    "1",
+    "--certs-dir",
+    dir,
+    "--port",
+    "0",
+  ]);
   t.teardown(() => service.child.kill("SIGKILL"));
   t.equal(await service.exited, 1);
-  t.ok(
-    service.lines.some(
-      (l) => l.event === "northbound-unreachable" && /could not connect/.test(String(l.error)),
-    ),
+  t.match(
+    service.stderr(),
+    /cannot reach OVN Northbound at tcp:127\.0\.0\.1:1: could not connect to tcp:127\.0\.0\.1:1 within 1000 ms/,
   );
 });

@@ -59,14 +59,19 @@ function toResponse(uid: string, verdict: Verdict, webhook: Webhook): AdmissionR
   return response;
 }
 
-async function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, ms: number): Promise<T> {
+/** Runs `work` for at most `ms`; the error names the configured deadline. */
+async function withDeadline<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  deadlineMs: number,
+): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => {
         controller.abort();
-        reject(new DeadlineExceeded(`no answer within the ${ms} ms admission deadline`));
+        reject(new DeadlineExceeded(`no answer within the ${deadlineMs} ms admission deadline`));
       },
       Math.max(0, ms),
     );
@@ -110,7 +115,11 @@ export async function admit(
   }
   try {
     const remaining = deps.deadlineMs - (performance.now() - startedAt);
-    await withDeadline((signal) => deps.handlers.carryOut(verdict.intents, signal), remaining);
+    await withDeadline(
+      (signal) => deps.handlers.carryOut(verdict.intents, signal),
+      remaining,
+      deps.deadlineMs,
+    );
     return {
       response: toResponse(request.uid, verdict, webhook),
       outcome,

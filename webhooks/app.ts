@@ -80,7 +80,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     };
     if (status >= 500) request.log.error(line, "request failed");
     else request.log.warn(line, "request refused");
-    void reply.code(status).send({ error: error.message, code, statusCode: status });
+    const message =
+      code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
+        ? `content-type: expected application/json, found ${JSON.stringify(request.headers["content-type"] ?? "none")}`
+        : error.message;
+    void reply.code(status).send({ error: message, code, statusCode: status });
   });
 
   app.setNotFoundHandler((request, reply) => {

@@ -1,0 +1,50 @@
+import { readFileSync } from "node:fs";
+import t from "tap";
+import { parseAllDocuments } from "yaml";
+import { loadConfig } from "../service/config.js";
+import { ROUTES } from "../webhooks/rules.js";
+
+interface WebhookEntry {
+  name: string;
+  sideEffects: string;
+  timeoutSeconds: number;
+  admissionReviewVersions: string[];
+  clientConfig: { service: { path: string } };
+  rules: Array<{ apiGroups: string[]; resources: string[]; operations: string[] }>;
+}
+
+const webhooks = parseAllDocuments(readFileSync("manifests/base/webhooks.yaml", "utf8")).map(
+  (d) =>
+    d.toJS() as { kind: string; metadata: { annotations: Record<string, string> }; webhooks: WebhookEntry[] },
+);
+
+t.test("the webhook configurations send exactly what the server routes", async (t) => {
+  for (const [kind, path] of [
+    ["MutatingWebhookConfiguration", "/mutate"],
+    ["ValidatingWebhookConfiguration", "/validate"],
+  ] as const) {
+    const config = webhooks.find((w) => w.kind === kind);
+    const entry = config?.webhooks[0];
+    t.equal(entry?.clientConfig.service.path, path, `${kind} path`);
+    t.equal(
+      entry?.sideEffects,
+      "NoneOnDryRun",
+      "dryRun writes nothing, so the API server may send dryRun requests",
+    );
+    t.same(entry?.admissionReviewVersions, ["v1", "v1beta1"]);
+    t.match(config?.metadata.annotations["cert-manager.io/inject-ca-from"], /^ovn-admission\//);
+    const sent = (entry?.rules ?? []).flatMap((r) =>
+      r.resources.flatMap((res) => r.operations.map((op) => `${r.apiGroups[0]}/${res}/${op}`)),
+    );
+    const routed = ROUTES.filter((r) => r.webhook === path.slice(1)).flatMap((r) =>
+      r.operations.map((op) => `${r.group}/${r.resource}${r.subResource ? `/${r.subResource}` : ""}/${op}`),
+    );
+    t.same(sent.sort(), routed.sort(), `${kind} rules match the ${path} routes`);
+    const defaults = loadConfig([], {});
+    if (defaults === "help") throw new Error("unexpected");
+    t.ok(
+      (entry?.timeoutSeconds ?? 0) * 1000 > defaults.deadlineMs,
+      "timeoutSeconds above the admission deadline",
+    );
+  }
+});
