@@ -1,45 +1,271 @@
 /**
- * The cluster view the rules read: read-only, answering from memory. Issue 4
- * feeds it from informers; tests and a service with no cluster build it from
- * plain objects.
+ * The cluster view the rules read: read-only, answering from memory, with an
+ * index for every question a rule asks. Informers (cluster/informers.ts)
+ * feed it; tests and a service with no cluster build it from plain objects.
+ * Rules run synchronously and events are applied between admissions, so one
+ * admission always sees one consistent state.
  */
 import type { KubeObject } from "../webhooks/envelope.js";
+import {
+  trim,
+  type ConfigMapFacts,
+  type FactsByKind,
+  type Kind,
+  type NadFacts,
+  type NamespaceFacts,
+  type NodeFacts,
+  type PodFacts,
+  type SubnetFacts,
+} from "./facts.js";
 
-export interface NamespaceFacts {
-  name: string;
-  labels: Readonly<Record<string, string>>;
-  annotations: Readonly<Record<string, string>>;
-}
+export type { NamespaceFacts, NodeFacts, PodFacts, SubnetFacts, NadFacts, ConfigMapFacts };
+
+export const GATEWAY_CONFIGMAP = "kube-system/ovn-external-gw-config";
 
 export interface ClusterView {
   /** True once every source has been listed at least once. */
   readonly synced: boolean;
   namespace(name: string): NamespaceFacts | undefined;
+  node(name: string): NodeFacts | undefined;
+  /** The node's planes: `ovn.kubernetes.io/node_networks` as parsed (empty when absent or malformed). */
+  planesOf(node: string): Readonly<Record<string, string>>;
+  /** Nodes that declare `plane`. */
+  nodesWithPlane(plane: string): string[];
+  /** Every plane some node declares. */
+  planes(): string[];
+  /** Nodes that use `ip` as an encap IP. */
+  nodesWithEncapIp(ip: string): string[];
+  pod(namespace: string, name: string): PodFacts | undefined;
+  podsOnNode(node: string): PodFacts[];
+  /** Pods whose `ovn.kubernetes.io/eip` is `ip`. */
+  podsWithEip(ip: string): PodFacts[];
+  /** Pods whose `ovn.kubernetes.io/snat` is `ip`. */
+  podsWithSnat(ip: string): PodFacts[];
+  /** Pods that hold `ip` as a static address (`ip_address`, its provider forms, or an attachment's `ips`). */
+  podsWithStaticIp(ip: string): PodFacts[];
+  subnet(name: string): SubnetFacts | undefined;
+  subnets(): SubnetFacts[];
+  /** Subnets whose `spec.namespaces` holds `namespace`. */
+  subnetsOfNamespace(namespace: string): SubnetFacts[];
+  nad(namespace: string, name: string): NadFacts | undefined;
+  nadsWithProvider(provider: string): NadFacts[];
+  /** kube-system/ovn-external-gw-config, when it exists. */
+  gatewayConfig(): ConfigMapFacts | undefined;
+  /** Objects held, by kind (for metrics). */
+  sizes(): Record<string, number>;
 }
 
-function factsOf(object: KubeObject): NamespaceFacts {
-  return {
-    name: object.metadata?.name ?? "",
-    labels: object.metadata?.labels ?? {},
-    annotations: object.metadata?.annotations ?? {},
-  };
-}
+type IndexFn<T> = (facts: T) => string[];
 
-/** A view over a fixed set of objects. */
-export class StaticView implements ClusterView {
-  private readonly namespaces = new Map<string, NamespaceFacts>();
+/** Objects of one kind by key, with multi-valued indexes kept right on every change. */
+class Store<T extends { key: string }> {
+  readonly objects = new Map<string, T>();
+  private readonly indexes = new Map<string, Map<string, Set<string>>>();
 
-  constructor(
-    objects: { namespaces?: KubeObject[] } = {},
-    readonly synced = true,
-  ) {
-    for (const ns of objects.namespaces ?? []) {
-      const facts = factsOf(ns);
-      this.namespaces.set(facts.name, facts);
+  constructor(private readonly indexFns: Record<string, IndexFn<T>>) {
+    for (const name of Object.keys(indexFns)) this.indexes.set(name, new Map());
+  }
+
+  put(facts: T): void {
+    this.remove(facts.key);
+    this.objects.set(facts.key, facts);
+    for (const [name, fn] of Object.entries(this.indexFns)) {
+      const index = this.indexes.get(name) as Map<string, Set<string>>;
+      for (const value of fn(facts)) {
+        let keys = index.get(value);
+        if (!keys) index.set(value, (keys = new Set()));
+        keys.add(facts.key);
+      }
     }
   }
 
-  namespace(name: string): NamespaceFacts | undefined {
-    return this.namespaces.get(name);
+  remove(key: string): void {
+    const old = this.objects.get(key);
+    if (!old) return;
+    this.objects.delete(key);
+    for (const [name, fn] of Object.entries(this.indexFns)) {
+      const index = this.indexes.get(name) as Map<string, Set<string>>;
+      for (const value of fn(old)) {
+        const keys = index.get(value);
+        keys?.delete(key);
+        if (keys?.size === 0) index.delete(value);
+      }
+    }
+  }
+
+  /** Replaces everything with `all` (a relist), returning nothing: only what changed is touched. */
+  replace(all: T[]): void {
+    const fresh = new Set(all.map((f) => f.key));
+    for (const key of [...this.objects.keys()]) if (!fresh.has(key)) this.remove(key);
+    for (const facts of all) this.put(facts);
+  }
+
+  lookup(index: string, value: string): T[] {
+    const keys = this.indexes.get(index)?.get(value);
+    return keys ? [...keys].map((k) => this.objects.get(k) as T) : [];
+  }
+
+  values(index: string): string[] {
+    return [...(this.indexes.get(index)?.keys() ?? [])];
   }
 }
+
+/** `ovn.kubernetes.io/node_networks` as a plane -> IP map; malformed JSON reads as no planes (the node rule reports it). */
+export function parseNodeNetworks(annotation: string | undefined): Record<string, string> {
+  if (!annotation) return {};
+  try {
+    const parsed = JSON.parse(annotation) as unknown;
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return {};
+    return Object.fromEntries(
+      Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"),
+    );
+  } catch {
+    return {};
+  }
+}
+
+function staticIps(pod: PodFacts): string[] {
+  const ips: string[] = [];
+  for (const [key, value] of Object.entries(pod.annotations)) {
+    if (key === "ovn.kubernetes.io/ip_address" || key.endsWith(".ovn.kubernetes.io/ip_address")) {
+      ips.push(
+        ...value
+          .split(",")
+          .map((s) => s.trim().replace(/\/\d+$/, ""))
+          .filter(Boolean),
+      );
+    }
+  }
+  const networks = pod.annotations["k8s.v1.cni.cncf.io/networks"];
+  if (networks?.trim().startsWith("[")) {
+    try {
+      for (const attachment of JSON.parse(networks) as Array<{ ips?: unknown }>) {
+        if (Array.isArray(attachment.ips)) {
+          for (const ip of attachment.ips) if (typeof ip === "string") ips.push(ip.replace(/\/\d+$/, ""));
+        }
+      }
+    } catch {
+      // a malformed networks annotation holds no addresses; the pod rule reports it
+    }
+  }
+  return ips;
+}
+
+const one = (v: string | undefined): string[] => (v ? [v] : []);
+
+export class ClusterState implements ClusterView {
+  private readonly stores = {
+    Node: new Store<NodeFacts>({
+      plane: (n) => Object.keys(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])),
+      encapIp: (n) => Object.values(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])),
+    }),
+    Namespace: new Store<NamespaceFacts>({}),
+    Pod: new Store<PodFacts>({
+      node: (p) => one(p.nodeName),
+      eip: (p) => one(p.annotations["ovn.kubernetes.io/eip"]),
+      snat: (p) => one(p.annotations["ovn.kubernetes.io/snat"]),
+      staticIp: staticIps,
+    }),
+    Subnet: new Store<SubnetFacts>({ namespace: (s) => [...s.namespaces] }),
+    Vpc: new Store<FactsByKind["Vpc"]>({}),
+    VpcNatGateway: new Store<FactsByKind["VpcNatGateway"]>({}),
+    NetworkAttachmentDefinition: new Store<NadFacts>({ provider: (n) => one(n.provider) }),
+    ConfigMap: new Store<ConfigMapFacts>({}),
+  } satisfies { [K in Kind]: Store<FactsByKind[K]> };
+
+  private readonly unsynced: Set<Kind>;
+
+  /** `waitFor`: kinds that must be listed before the view reports synced. */
+  constructor(waitFor: Kind[] = []) {
+    this.unsynced = new Set(waitFor);
+  }
+
+  /** A synced view of plain objects. */
+  static of(objects: Partial<Record<Kind, KubeObject[]>>): ClusterState {
+    const state = new ClusterState();
+    for (const [kind, list] of Object.entries(objects) as Array<[Kind, KubeObject[]]>) {
+      for (const o of list) state.apply(kind, "ADDED", o);
+    }
+    return state;
+  }
+
+  get synced(): boolean {
+    return this.unsynced.size === 0;
+  }
+
+  /** Kinds not listed yet. */
+  waitingFor(): Kind[] {
+    return [...this.unsynced];
+  }
+
+  apply(kind: Kind, event: "ADDED" | "MODIFIED" | "DELETED", object: KubeObject): void {
+    const facts = trim[kind](object);
+    const store = this.stores[kind] as Store<ObjectFactsOf<typeof kind>>;
+    if (event === "DELETED") store.remove(facts.key);
+    else store.put(facts);
+  }
+
+  /** A full list: objects not in it are gone. */
+  replace(kind: Kind, objects: KubeObject[]): void {
+    const store = this.stores[kind] as Store<ObjectFactsOf<typeof kind>>;
+    store.replace(objects.map((o) => trim[kind](o)));
+    this.unsynced.delete(kind);
+  }
+
+  namespace(name: string) {
+    return this.stores.Namespace.objects.get(name);
+  }
+  node(name: string) {
+    return this.stores.Node.objects.get(name);
+  }
+  planesOf(node: string) {
+    return parseNodeNetworks(this.node(node)?.annotations["ovn.kubernetes.io/node_networks"]);
+  }
+  nodesWithPlane(plane: string) {
+    return this.stores.Node.lookup("plane", plane).map((n) => n.name);
+  }
+  planes() {
+    return this.stores.Node.values("plane").sort();
+  }
+  nodesWithEncapIp(ip: string) {
+    return this.stores.Node.lookup("encapIp", ip).map((n) => n.name);
+  }
+  pod(namespace: string, name: string) {
+    return this.stores.Pod.objects.get(`${namespace}/${name}`);
+  }
+  podsOnNode(node: string) {
+    return this.stores.Pod.lookup("node", node);
+  }
+  podsWithEip(ip: string) {
+    return this.stores.Pod.lookup("eip", ip);
+  }
+  podsWithSnat(ip: string) {
+    return this.stores.Pod.lookup("snat", ip);
+  }
+  podsWithStaticIp(ip: string) {
+    return this.stores.Pod.lookup("staticIp", ip);
+  }
+  subnet(name: string) {
+    return this.stores.Subnet.objects.get(name);
+  }
+  subnets() {
+    return [...this.stores.Subnet.objects.values()];
+  }
+  subnetsOfNamespace(namespace: string) {
+    return this.stores.Subnet.lookup("namespace", namespace);
+  }
+  nad(namespace: string, name: string) {
+    return this.stores.NetworkAttachmentDefinition.objects.get(`${namespace}/${name}`);
+  }
+  nadsWithProvider(provider: string) {
+    return this.stores.NetworkAttachmentDefinition.lookup("provider", provider);
+  }
+  gatewayConfig() {
+    return this.stores.ConfigMap.objects.get(GATEWAY_CONFIGMAP);
+  }
+  sizes() {
+    return Object.fromEntries(Object.entries(this.stores).map(([kind, store]) => [kind, store.objects.size]));
+  }
+}
+
+type ObjectFactsOf<K extends Kind> = FactsByKind[K];

@@ -5,7 +5,15 @@
  */
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, unwatchFile, watchFile, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+} from "node:fs";
 import { createSecureContext, type Server as TlsServer } from "node:tls";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -36,73 +44,115 @@ function validFor(certFile: string, days: number): boolean {
   }
 }
 
+export interface CertificateAuthority {
+  certFile: string;
+  keyFile: string;
+}
+
+const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/** A self-signed CA in `dir` as NAME.pem and NAME.key. */
+export async function createCertificateAuthority(
+  dir: string,
+  name: string,
+  commonName: string,
+  days = 365,
+): Promise<CertificateAuthority> {
+  const ca = { certFile: path.join(dir, `${name}.pem`), keyFile: path.join(dir, `${name}.key`) };
+  await run("openssl", [
+    "req",
+    "-x509",
+    ...EC_KEY,
+    "-days",
+    String(days),
+    "-subj",
+    `/CN=${commonName}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+    "-keyout",
+    ca.keyFile,
+    "-out",
+    ca.certFile,
+  ]);
+  return ca;
+}
+
+export interface CertificateRequest {
+  commonName: string;
+  /** Subject organization: for a Kubernetes client certificate, its group. */
+  organization?: string;
+  /** "IP:127.0.0.1", "DNS:localhost"... */
+  subjectAltNames?: string[];
+  usage: "serverAuth" | "clientAuth";
+  days?: number;
+}
+
+/**
+ * A key and certificate signed by `ca`, written as NAME.crt and NAME.key.
+ * Both are written beside and renamed into place together, so a reader never
+ * pairs an old key with a new certificate.
+ */
+export async function issueCertificate(
+  dir: string,
+  name: string,
+  ca: CertificateAuthority,
+  request: CertificateRequest,
+): Promise<ServingFiles> {
+  const f = (suffix: string) => path.join(dir, `${name}${suffix}`);
+  const subject = `/CN=${request.commonName}${request.organization ? `/O=${request.organization}` : ""}`;
+  const extensions = [`extendedKeyUsage=${request.usage}`];
+  if (request.subjectAltNames?.length) extensions.push(`subjectAltName=${request.subjectAltNames.join(",")}`);
+  writeFileSync(f(".ext"), `${extensions.join("\n")}\n`);
+  await run("openssl", ["req", ...EC_KEY, "-subj", subject, "-keyout", f(".key.new"), "-out", f(".csr")]);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    f(".csr"),
+    "-CA",
+    ca.certFile,
+    "-CAkey",
+    ca.keyFile,
+    "-CAcreateserial",
+    "-days",
+    String(request.days ?? 30),
+    "-extfile",
+    f(".ext"),
+    "-out",
+    f(".crt.new"),
+  ]);
+  renameSync(f(".key.new"), f(".key"));
+  renameSync(f(".crt.new"), f(".crt"));
+  return { certFile: f(".crt"), keyFile: f(".key") };
+}
+
 /**
  * Makes (or keeps, while valid) a development CA and a serving certificate
  * for 127.0.0.1 and localhost in `dir`. The CA key never leaves `dir`.
  */
 export async function ensureDevCertificates(dir: string): Promise<DevCertificates & { created: boolean }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const f = (name: string) => path.join(dir, name);
-  const files = { caFile: f("ca.pem"), certFile: f("tls.crt"), keyFile: f("tls.key") };
+  const ca = { certFile: path.join(dir, "ca.pem"), keyFile: path.join(dir, "ca.key") };
+  const serving = { certFile: path.join(dir, "tls.crt"), keyFile: path.join(dir, "tls.key") };
   if (
-    validFor(files.caFile, RENEW_DAYS) &&
-    validFor(files.certFile, RENEW_DAYS) &&
-    existsSync(files.keyFile)
+    validFor(ca.certFile, RENEW_DAYS) &&
+    validFor(serving.certFile, RENEW_DAYS) &&
+    existsSync(serving.keyFile)
   ) {
-    return { ...files, created: false };
+    return { ...serving, caFile: ca.certFile, created: false };
   }
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  if (!validFor(files.caFile, RENEW_DAYS) || !existsSync(f("ca.key"))) {
-    await run("openssl", [
-      "req",
-      "-x509",
-      ...ec,
-      "-days",
-      "365",
-      "-subj",
-      "/CN=ovn-admission development CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-      "-keyout",
-      f("ca.key"),
-      "-out",
-      files.caFile,
-    ]);
+  if (!validFor(ca.certFile, RENEW_DAYS) || !existsSync(ca.keyFile)) {
+    await createCertificateAuthority(dir, "ca", "ovn-admission development CA");
   }
-  writeFileSync(f("tls.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  await run("openssl", [
-    "req",
-    ...ec,
-    "-subj",
-    "/CN=ovn-admission",
-    "-keyout",
-    f("tls.key.new"),
-    "-out",
-    f("tls.csr"),
-  ]);
-  await run("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    f("tls.csr"),
-    "-CA",
-    files.caFile,
-    "-CAkey",
-    f("ca.key"),
-    "-CAcreateserial",
-    "-days",
-    String(SERVING_DAYS),
-    "-extfile",
-    f("tls.ext"),
-    "-out",
-    f("tls.crt.new"),
-  ]);
-  // Key and certificate are swapped in together, so a reader never pairs an old key with a new certificate.
-  writeFileSync(files.keyFile, readFileSync(f("tls.key.new")), { mode: 0o600 });
-  writeFileSync(files.certFile, readFileSync(f("tls.crt.new")));
-  return { ...files, created: true };
+  await issueCertificate(dir, "tls", ca, {
+    commonName: "ovn-admission",
+    subjectAltNames: ["IP:127.0.0.1", "DNS:localhost"],
+    usage: "serverAuth",
+    days: SERVING_DAYS,
+  });
+  return { ...serving, caFile: ca.certFile, created: true };
 }
 
 export class CertificateError extends Error {

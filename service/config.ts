@@ -28,6 +28,10 @@ export interface Config {
   northboundConnectTimeoutMs: number;
   /** Where the local Northbound keeps its database file between runs. */
   stateDir: string;
+  /** Kubeconfig file of the cluster to watch; unset: in-cluster service account, else no cluster. */
+  kubeconfig: string | undefined;
+  /** True when running in a pod (KUBERNETES_SERVICE_HOST is set). */
+  inCluster: boolean;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 }
 
@@ -78,7 +82,8 @@ const bytes = (t: string, flag: string): number => {
   return n;
 };
 
-const OPTIONS: { [K in keyof Config]: Option<K> } = {
+/** Every option but those derived from the environment alone. */
+const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
   host: {
     key: "host",
     flag: "host",
@@ -220,6 +225,15 @@ const OPTIONS: { [K in keyof Config]: Option<K> } = {
       path.join(env.XDG_STATE_HOME || path.join(os.homedir(), ".local", "state"), "ovn-admission"),
     parse: (t) => path.resolve(t),
   },
+  kubeconfig: {
+    key: "kubeconfig",
+    flag: "kubeconfig",
+    env: "KUBECONFIG",
+    describe:
+      "kubeconfig of the cluster to watch (in a pod: its service account; with neither, the cluster view stays empty)",
+    fallback: () => undefined,
+    parse: (t) => path.resolve(t),
+  },
   logLevel: {
     key: "logLevel",
     flag: "log-level",
@@ -271,6 +285,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     config[o.key] = raw === undefined ? undefined : o.parse(raw, o.flag);
   }
   const done = config as Config;
+  // Kubernetes sets this in every pod.
+  done.inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
   if ((done.tlsCertFile === undefined) !== (done.tlsKeyFile === undefined)) {
     throw new ConfigError(
       "--tls-cert-file and --tls-key-file go together: give both, or neither for development certificates",

@@ -9,7 +9,8 @@ import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
-import { StaticView, type ClusterView } from "../cluster/view.js";
+import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
+import { ClusterState, type ClusterView } from "../cluster/view.js";
 import { IntentHandlers } from "../handlers/intents.js";
 import { buildApp } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
@@ -86,19 +87,38 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       `OVN Northbound ${state}`,
     ),
   );
-  const view = parts.view ?? new StaticView();
-  if (!parts.view) {
-    log.info(
-      { event: "cluster-view-empty" },
-      "no Kubernetes cluster configured: the cluster view is empty, rules judge on what they have",
-    );
+  let informers: Informers | undefined;
+  let view: ClusterView;
+  if (parts.view) {
+    view = parts.view;
+  } else {
+    const cluster = findCluster(config.kubeconfig, config.inCluster);
+    if (cluster) {
+      informers = startInformers(cluster.kubeConfig, log);
+      view = informers.state;
+      log.info(
+        {
+          event: "cluster-view-starting",
+          from: cluster.from,
+          server: cluster.kubeConfig.getCurrentCluster()?.server,
+        },
+        "watching the cluster",
+      );
+    } else {
+      view = ClusterState.of({});
+      log.info(
+        { event: "cluster-view-empty" },
+        "no Kubernetes cluster found (no --kubeconfig, KUBECONFIG or service account): the cluster view is empty, rules judge on what they have",
+      );
+    }
   }
-  const metrics = createMetrics(() => ({}));
+  const metrics = createMetrics(() => view.sizes());
   northbound.on("transaction", ({ database, seconds, ok }) =>
     metrics.ovsdbTransactionDuration.observe({ database, result: ok ? "ok" : "error" }, seconds),
   );
 
   const stopLocal = async (): Promise<void> => {
+    informers?.stop();
     northbound.close();
     await localNorthbound?.stop();
   };
@@ -124,7 +144,10 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     https: { cert: certificate.cert, key: certificate.key, minVersion: "TLSv1.2" },
     readiness: () => {
       const waitingFor: string[] = [];
-      if (!view.synced) waitingFor.push("cluster view to sync");
+      if (!view.synced) {
+        const kinds = informers?.state.waitingFor() ?? [];
+        waitingFor.push(`cluster view to sync${kinds.length ? ` (${kinds.join(", ")})` : ""}`);
+      }
       if (northbound.state !== "connected") waitingFor.push(`OVN Northbound (${northbound.state})`);
       return { ready: waitingFor.length === 0, waitingFor };
     },

@@ -5,7 +5,7 @@ import tls from "node:tls";
 import jsonPatch from "fast-json-patch";
 import t, { type Test } from "tap";
 import { OvsdbClient, op } from "ovsdb-client";
-import { StaticView } from "../cluster/view.js";
+import { ClusterState } from "../cluster/view.js";
 import { IntentHandlers } from "../handlers/intents.js";
 import { ensureDevCertificates } from "../service/certificates.js";
 import { buildPatch, editable } from "../webhooks/patch.js";
@@ -258,8 +258,8 @@ t.test("dryRun gives the same verdict and patch and writes nothing to OVSDB", as
 
 t.test("namespace policy: warn admits a denial with a warning, off passes untouched", async (t) => {
   const label = "ovn-admission.io/policy";
-  const view = new StaticView({
-    namespaces: [
+  const view = ClusterState.of({
+    Namespace: [
       { metadata: { name: "shop", labels: { [label]: "warn" } } },
       { metadata: { name: "legacy", labels: { [label]: "off" } } },
     ],

@@ -1,11 +1,11 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
-import { StaticView } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/view.js";
 import { parseReview } from "../../webhooks/envelope.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { podReview, podUpdate } from "../fixtures/index.js";
 
-const view = new StaticView();
+const view = ClusterState.of({});
 const settings = { maxRateMbps: 10_000 };
 
 t.test("QoS rates: whole Mbit/s within the bound, for the pod and for each attachment", async (t) => {

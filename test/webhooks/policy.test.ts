@@ -1,11 +1,11 @@
 import t from "tap";
-import { StaticView } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/view.js";
 import { applyPolicy, policyFor } from "../../webhooks/policy.js";
 import { allow, deny } from "../../webhooks/verdict.js";
 
 const LABEL = "ovn-admission.io/policy";
-const view = new StaticView({
-  namespaces: [
+const view = ClusterState.of({
+  Namespace: [
     { metadata: { name: "strict" } },
     { metadata: { name: "lenient", labels: { [LABEL]: "warn" } } },
     { metadata: { name: "legacy", labels: { [LABEL]: "off" } } },

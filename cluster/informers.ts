@@ -1,0 +1,95 @@
+/**
+ * The resources the view watches, and how the service finds its cluster:
+ * in-cluster service account, else --kubeconfig / KUBECONFIG, else none.
+ */
+import { existsSync } from "node:fs";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { Reflector, type ResourceSource } from "./reflector.js";
+import { ClusterState } from "./view.js";
+
+/** Every collection the view lists and watches. manifests/base/rbac.yaml grants exactly these (test/rbac.test.ts). */
+export const SOURCES: readonly ResourceSource[] = [
+  { kind: "Node", path: "/api/v1/nodes" },
+  { kind: "Namespace", path: "/api/v1/namespaces" },
+  { kind: "Pod", path: "/api/v1/pods" },
+  { kind: "Subnet", path: "/apis/kubeovn.io/v1/subnets" },
+  { kind: "Vpc", path: "/apis/kubeovn.io/v1/vpcs" },
+  { kind: "VpcNatGateway", path: "/apis/kubeovn.io/v1/vpc-nat-gateways" },
+  { kind: "NetworkAttachmentDefinition", path: "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions" },
+  {
+    kind: "ConfigMap",
+    path: "/api/v1/namespaces/kube-system/configmaps",
+    fieldSelector: "metadata.name=ovn-external-gw-config",
+  },
+];
+
+const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/** The cluster to watch, the usual way; undefined when there is none. */
+export function findCluster(
+  kubeconfig: string | undefined,
+  inCluster: boolean,
+): { kubeConfig: KubeConfig; from: string } | undefined {
+  const kubeConfig = new KubeConfig();
+  if (kubeconfig) {
+    kubeConfig.loadFromFile(kubeconfig);
+    return { kubeConfig, from: kubeconfig };
+  }
+  if (inCluster && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+    kubeConfig.loadFromCluster();
+    return { kubeConfig, from: "in-cluster service account" };
+  }
+  return undefined;
+}
+
+export interface Informers {
+  state: ClusterState;
+  reflectors: Reflector[];
+  /** Resolves when every resource has been listed once. */
+  synced: Promise<void>;
+  stop(): void;
+}
+
+/** Starts a reflector per source into one ClusterState; listing failures are retried, never fatal. */
+export function startInformers(
+  kubeConfig: KubeConfig,
+  log: Logger,
+  sources: readonly ResourceSource[] = SOURCES,
+): Informers {
+  const state = new ClusterState(sources.map((s) => s.kind));
+  const reflectors = sources.map((source) => new Reflector(kubeConfig, source, state, log));
+  let stopped = false;
+  const synced = Promise.all(
+    reflectors.map(async (reflector) => {
+      for (let attempt = 1; !stopped; attempt++) {
+        try {
+          await reflector.start();
+          return;
+        } catch (err) {
+          const retryMs = Math.min(10_000, 250 * 2 ** attempt);
+          log.warn(
+            {
+              event: "list-failed",
+              kind: reflector.source.kind,
+              error: (err as Error).message,
+              attempt,
+              retryMs,
+            },
+            "cannot list; retrying",
+          );
+          await new Promise((r) => setTimeout(r, retryMs));
+        }
+      }
+    }),
+  ).then(() => log.info({ event: "cluster-view-synced", sizes: state.sizes() }, "cluster view synced"));
+  return {
+    state,
+    reflectors,
+    synced,
+    stop: () => {
+      stopped = true;
+      for (const r of reflectors) r.stop();
+    },
+  };
+}

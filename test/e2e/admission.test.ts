@@ -1,0 +1,75 @@
+/**
+ * End to end against a real kube-apiserver: objects sent with the client
+ * library reach our webhooks through the API server, and what we answer
+ * reaches the client unchanged.
+ */
+import t from "tap";
+import { ApiException, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { kubeFor } from "../harness/kube.js";
+import { serviceFor } from "../harness/service.js";
+
+function pod(name: string, annotations: Record<string, string>): V1Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: "shop", annotations },
+    spec: { containers: [{ name: "web", image: "registry.example.com/shop/web:1.4.2" }] },
+  };
+}
+
+function apiError(err: unknown): { code: number; message: string } {
+  if (!(err instanceof ApiException)) throw err;
+  const body =
+    typeof err.body === "string"
+      ? (JSON.parse(err.body) as { message: string })
+      : (err.body as { message: string });
+  return { code: err.code, message: body.message };
+}
+
+t.test("pods created through the real API server are judged by our webhooks", async (t) => {
+  const kube = await kubeFor(t);
+  const s = await serviceFor(t);
+  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: "shop" } } });
+
+  const bad = pod("qos-typo", { "ovn.kubernetes.io/ingress_rate": "100M" });
+  const ours =
+    'metadata.annotations["ovn.kubernetes.io/ingress_rate"]: expected a whole number of Mbit/s (e.g. "100"), found "100M"';
+  // Webhook configurations are noticed about a second after they are created: retry until ours answers.
+  let denial: { code: number; message: string } | undefined;
+  for (let i = 0; i < 50 && !denial; i++) {
+    try {
+      await core.createNamespacedPod({ namespace: "shop", body: bad, dryRun: "All" });
+      await new Promise((r) => setTimeout(r, 200));
+    } catch (err) {
+      denial = apiError(err);
+    }
+  }
+  t.ok(denial, "the API server called our webhook");
+  t.equal(denial?.code, 400);
+  t.equal(
+    denial?.message,
+    `admission webhook "validate.ovn-admission.io" denied the request: ${ours}`,
+    "our message reaches the client unchanged",
+  );
+
+  const real = await core.createNamespacedPod({ namespace: "shop", body: bad }).catch(apiError);
+  t.match(real, { code: 400, message: new RegExp(ours.replace(/[[\]().]/g, "\\$&")) });
+  await t.rejects(core.readNamespacedPod({ namespace: "shop", name: "qos-typo" }), "nothing was stored");
+
+  // A moved EIP: our mutating webhook's JSON Patch is applied by the API server.
+  await core.createNamespacedPod({
+    namespace: "shop",
+    body: pod("web-0", { "ovn.kubernetes.io/eip": "172.56.0.10", "ovn.kubernetes.io/routed": "true" }),
+  });
+  const current = await core.readNamespacedPod({ namespace: "shop", name: "web-0" });
+  current.metadata!.annotations!["ovn.kubernetes.io/eip"] = "172.56.0.11";
+  const updated = await core.replaceNamespacedPod({ namespace: "shop", name: "web-0", body: current });
+  t.same(
+    updated.metadata?.annotations,
+    { "ovn.kubernetes.io/eip": "172.56.0.11" },
+    "routed dropped without the user touching it",
+  );
+  t.ok(s.logs.some((l) => l.event === "admission" && l.webhook === "mutate" && l.name === "web-0"));
+});

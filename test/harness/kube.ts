@@ -1,0 +1,241 @@
+/**
+ * A real Kubernetes API for end-to-end tests: etcd and kube-apiserver on
+ * loopback with generated certificates and RBAC, the CRDs the product reads
+ * from manifests/crds/, and our webhook configurations pointed at a local
+ * service. Binaries follow the envtest convention (KUBEBUILDER_ASSETS), else
+ * the folder scripts/kube-assets.sh builds them into.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import https from "node:https";
+import os from "node:os";
+import path from "node:path";
+import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import type { Test } from "tap";
+import { parseAllDocuments } from "yaml";
+import { freePort, scratchDir } from "ovsdb-sandbox";
+import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
+
+/** Where the e2e binaries are, or why there are none. */
+export function kubeAssets(): { dir: string } | { missing: string } {
+  const candidates = [
+    process.env.KUBEBUILDER_ASSETS,
+    path.join(
+      process.env.OVN_ADMISSION_CACHE ??
+        path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache"), "ovn-admission"),
+      "kube-1.20",
+      "bin",
+    ),
+  ].filter((d): d is string => Boolean(d));
+  for (const dir of candidates) {
+    if (existsSync(path.join(dir, "etcd")) && existsSync(path.join(dir, "kube-apiserver"))) return { dir };
+  }
+  return {
+    missing: `no etcd and kube-apiserver in ${candidates.join(" or ")}: run scripts/kube-assets.sh (npm test does), or set KUBEBUILDER_ASSETS`,
+  };
+}
+
+export interface KubeApi {
+  kubeConfig: KubeConfig;
+  kubeconfigFile: string;
+  objects: KubernetesObjectApi;
+  url: string;
+  /** Registers the webhook configurations of manifests/base/webhooks.yaml at `serviceUrl`, trusting `caFile`. */
+  registerWebhooks(serviceUrl: string, caFile: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function startProcess(
+  binary: string,
+  args: string[],
+  logFile: string,
+): { child: ChildProcess; exited: Promise<void> } {
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const log: Buffer[] = [];
+  child.stdout?.on("data", (d: Buffer) => log.push(d));
+  child.stderr?.on("data", (d: Buffer) => log.push(d));
+  const exited = new Promise<void>((resolve) =>
+    child.on("exit", () => {
+      writeFileSync(logFile, Buffer.concat(log));
+      resolve();
+    }),
+  );
+  process.on("exit", () => child.kill("SIGKILL"));
+  return { child, exited };
+}
+
+async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function yamlObjects(file: string): KubernetesObject[] {
+  return parseAllDocuments(readFileSync(file, "utf8"))
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null);
+}
+
+/** Starts etcd and kube-apiserver for one test file; everything stops when the test ends. */
+export async function kubeFor(t: Test): Promise<KubeApi> {
+  const assets = kubeAssets();
+  if ("missing" in assets) throw new Error(assets.missing);
+  const dir = scratchDir("oa-kube-");
+  const pki = path.join(dir, "pki");
+  mkdirSync(pki);
+  const ca = await createCertificateAuthority(pki, "ca", "ovn-admission e2e CA", 2);
+  const serving = await issueCertificate(pki, "apiserver", ca, {
+    commonName: "kube-apiserver",
+    subjectAltNames: ["IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes.default.svc"],
+    usage: "serverAuth",
+    days: 2,
+  });
+  // The admin is in system:masters: RBAC lets it do everything.
+  const admin = await issueCertificate(pki, "admin", ca, {
+    commonName: "admin",
+    organization: "system:masters",
+    usage: "clientAuth",
+    days: 2,
+  });
+  const serviceAccountKey = path.join(pki, "sa.key");
+  execFileSync("openssl", ["genrsa", "-out", serviceAccountKey, "2048"], { stdio: "ignore" });
+  execFileSync("openssl", ["rsa", "-in", serviceAccountKey, "-pubout", "-out", path.join(pki, "sa.pub")], {
+    stdio: "ignore",
+  });
+
+  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcd = startProcess(
+    path.join(assets.dir, "etcd"),
+    [
+      "--name=e2e",
+      `--data-dir=${path.join(dir, "etcd")}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=e2e=http://127.0.0.1:${peerPort}`,
+      "--unsafe-no-fsync=true",
+    ],
+    path.join(dir, "etcd.log"),
+  );
+  const apiserver = startProcess(
+    path.join(assets.dir, "kube-apiserver"),
+    [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      "--insecure-port=0",
+      `--cert-dir=${pki}`,
+      `--tls-cert-file=${serving.certFile}`,
+      `--tls-private-key-file=${serving.keyFile}`,
+      `--client-ca-file=${ca.certFile}`,
+      `--service-account-key-file=${path.join(pki, "sa.pub")}`,
+      `--service-account-signing-key-file=${serviceAccountKey}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--authorization-mode=RBAC",
+      // Pods are created without the token controller; the service account plugin would refuse them.
+      "--disable-admission-plugins=ServiceAccount",
+      "--allow-privileged=true",
+    ],
+    path.join(dir, "kube-apiserver.log"),
+  );
+  const stop = async (): Promise<void> => {
+    apiserver.child.kill("SIGTERM");
+    await apiserver.exited;
+    etcd.child.kill("SIGTERM");
+    await etcd.exited;
+  };
+  t.teardown(stop);
+
+  const url = `https://127.0.0.1:${apiPort}`;
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
+    users: [{ name: "admin", certFile: admin.certFile, keyFile: admin.keyFile }],
+    contexts: [{ name: "e2e", cluster: "e2e", user: "admin" }],
+    currentContext: "e2e",
+  });
+  const kubeconfigFile = path.join(dir, "kubeconfig");
+  writeFileSync(kubeconfigFile, kubeConfig.exportConfig());
+  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+
+  await until(
+    "kube-apiserver /readyz",
+    async () => {
+      const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
+      return status === 200;
+    },
+    90_000,
+  );
+
+  for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
+    for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);
+  }
+  await until(
+    "CRDs established",
+    async () => {
+      for (const name of [
+        "subnets.kubeovn.io",
+        "vpcs.kubeovn.io",
+        "vpc-nat-gateways.kubeovn.io",
+        "network-attachment-definitions.k8s.cni.cncf.io",
+      ]) {
+        const crd = (await objects.read({
+          apiVersion: "apiextensions.k8s.io/v1",
+          kind: "CustomResourceDefinition",
+          metadata: { name },
+        })) as KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"))
+          return false;
+      }
+      return true;
+    },
+    30_000,
+  );
+
+  return {
+    kubeConfig,
+    kubeconfigFile,
+    objects,
+    url,
+    async registerWebhooks(serviceUrl: string, caFile: string) {
+      const caBundle = readFileSync(caFile).toString("base64");
+      for (const config of yamlObjects(path.join("manifests", "base", "webhooks.yaml"))) {
+        const spec = config as KubernetesObject & {
+          webhooks: Array<{ clientConfig: Record<string, unknown> }>;
+        };
+        delete spec.metadata?.annotations?.["cert-manager.io/inject-ca-from"];
+        for (const webhook of spec.webhooks) {
+          const service = webhook.clientConfig.service as { path: string };
+          webhook.clientConfig = { url: `${serviceUrl}${service.path}`, caBundle };
+        }
+        await objects.create(spec);
+      }
+    },
+    stop,
+  };
+}
+
+/** A GET with a client certificate, for health checks before the client library is useful. */
+async function fetchWithCert(
+  url: string,
+  caFile: string,
+  client: { certFile: string; keyFile: string },
+): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(
+        url,
+        { ca: readFileSync(caFile), cert: readFileSync(client.certFile), key: readFileSync(client.keyFile) },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+        },
+      )
+      .on("error", reject);
+  });
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from "node:fs";
+import t from "tap";
+import { parseAllDocuments } from "yaml";
+import { SOURCES } from "../cluster/informers.js";
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+interface RbacObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  rules?: Rule[];
+}
+
+/** "scope group/resource verb" for every grant a role gives. */
+function granted(objects: RbacObject[]): string[] {
+  return objects
+    .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+    .flatMap((o) =>
+      (o.rules ?? []).flatMap((r) =>
+        r.apiGroups.flatMap((g) =>
+          r.resources.flatMap((res) =>
+            r.verbs.map((v) => `${o.metadata.namespace ?? "cluster"} ${g}/${res} ${v}`),
+          ),
+        ),
+      ),
+    )
+    .sort();
+}
+
+/** The same, for what the informers do: list and watch each source. */
+function needed(): string[] {
+  return SOURCES.flatMap((s) => {
+    const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
+    if (!m) throw new Error(`cannot read ${s.path}`);
+    const [, group = "", namespace = "cluster", resource] = m;
+    return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
+  }).sort();
+}
+
+t.test("RBAC grants exactly the verbs and resources the informers use", async (t) => {
+  const objects = parseAllDocuments(readFileSync("manifests/base/rbac.yaml", "utf8")).map(
+    (d) => d.toJS() as RbacObject,
+  );
+  t.same(granted(objects), needed());
+  const bindings = objects.filter((o) => o.kind.endsWith("Binding"));
+  t.equal(bindings.length, 2, "each role is bound to the service account");
+  t.match(readFileSync("manifests/base/kustomization.yaml", "utf8"), /- rbac\.yaml/);
+});
