@@ -66,6 +66,20 @@ export class Reflector {
     void this.startWatch();
   }
 
+  /**
+   * Starts from a resourceVersion an earlier run saw, without listing first;
+   * the view is listed only if that version is too old (410 Gone).
+   */
+  resumeFrom(resourceVersion: string): void {
+    this.resourceVersion = resourceVersion;
+    void this.startWatch();
+  }
+
+  /** The last resourceVersion seen. */
+  get version(): string {
+    return this.resourceVersion;
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);

@@ -28,7 +28,8 @@ function apiError(err: unknown): { code: number; message: string } {
 
 t.test("pods created through the real API server are judged by our webhooks", async (t) => {
   const kube = await kubeFor(t);
-  const s = await serviceFor(t);
+  // The service watches the same cluster: namespace policy comes from its view.
+  const s = await serviceFor(t, ["--kubeconfig", kube.kubeconfigFile]);
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: "shop" } } });
@@ -72,4 +73,30 @@ t.test("pods created through the real API server are judged by our webhooks", as
     "routed dropped without the user touching it",
   );
   t.ok(s.logs.some((l) => l.event === "admission" && l.webhook === "mutate" && l.name === "web-0"));
+
+  // A namespace labelled warn: the same typo is admitted, once the view has seen the label.
+  await core.createNamespace({
+    body: { metadata: { name: "lenient", labels: { "ovn-admission.io/policy": "warn" } } },
+  });
+  let admitted: V1Pod | undefined;
+  for (let i = 0; i < 50 && !admitted; i++) {
+    admitted = await core
+      .createNamespacedPod({
+        namespace: "lenient",
+        body: { ...bad, metadata: { ...bad.metadata, namespace: "lenient" } },
+      })
+      .catch(async () => {
+        await new Promise((r) => setTimeout(r, 100));
+        return undefined;
+      });
+  }
+  t.equal(admitted?.metadata?.name, "qos-typo", "admitted under policy warn");
+  t.match(
+    s.logs.find((l) => l.event === "admission" && l.namespace === "lenient"),
+    { verdict: "warned", policy: "warn" },
+  );
+  const ready = await s.request("GET", "/readyz");
+  t.match(ready.json, { status: "ready" }, "ready once the view synced");
+  const metrics = (await s.request("GET", "/metrics")).text;
+  t.match(metrics, /ovn_admission_cache_rows\{cache="Namespace"\} [1-9]/, "cache sizes in metrics");
 });

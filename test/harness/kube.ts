@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -35,11 +36,22 @@ export function kubeAssets(): { dir: string } | { missing: string } {
   };
 }
 
+export interface KubeOptions {
+  /** Serve watches from etcd directly (no watch cache), so a compacted resourceVersion gives 410 Gone. */
+  watchCache?: boolean;
+}
+
 export interface KubeApi {
   kubeConfig: KubeConfig;
   kubeconfigFile: string;
   objects: KubernetesObjectApi;
   url: string;
+  /** A kubeconfig file for a user with a client certificate (RBAC decides what it may do). */
+  userKubeconfig(user: string): Promise<string>;
+  /** Stops and starts kube-apiserver (etcd keeps the data): every watch is lost. */
+  restartApiServer(): Promise<void>;
+  /** Compacts etcd up to its current revision: older resourceVersions are gone. */
+  compact(): Promise<void>;
   /** Registers the webhook configurations of manifests/base/webhooks.yaml at `serviceUrl`, trusting `caFile`. */
   registerWebhooks(serviceUrl: string, caFile: string): Promise<void>;
   stop(): Promise<void>;
@@ -64,6 +76,17 @@ function startProcess(
   return { child, exited };
 }
 
+/**
+ * SIGTERM, then SIGKILL after a second: kube-apiserver's graceful shutdown
+ * waits 60 s for open watches, which a test has no use for.
+ */
+async function terminate(process_: { child: ChildProcess; exited: Promise<void> }): Promise<void> {
+  process_.child.kill("SIGTERM");
+  const timer = setTimeout(() => process_.child.kill("SIGKILL"), 1000);
+  await process_.exited;
+  clearTimeout(timer);
+}
+
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await ok().catch(() => false))) {
@@ -79,7 +102,7 @@ function yamlObjects(file: string): KubernetesObject[] {
 }
 
 /** Starts etcd and kube-apiserver for one test file; everything stops when the test ends. */
-export async function kubeFor(t: Test): Promise<KubeApi> {
+export async function kubeFor(t: Test, options: KubeOptions = {}): Promise<KubeApi> {
   const assets = kubeAssets();
   if ("missing" in assets) throw new Error(assets.missing);
   const dir = scratchDir("oa-kube-");
@@ -120,34 +143,34 @@ export async function kubeFor(t: Test): Promise<KubeApi> {
     ],
     path.join(dir, "etcd.log"),
   );
-  const apiserver = startProcess(
+  const apiserverArgs = [
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiPort}`,
+    "--insecure-port=0",
+    `--cert-dir=${pki}`,
+    `--tls-cert-file=${serving.certFile}`,
+    `--tls-private-key-file=${serving.keyFile}`,
+    `--client-ca-file=${ca.certFile}`,
+    `--service-account-key-file=${path.join(pki, "sa.pub")}`,
+    `--service-account-signing-key-file=${serviceAccountKey}`,
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    "--service-cluster-ip-range=10.0.0.0/24",
+    "--authorization-mode=RBAC",
+    // Pods are created without the token controller; the service account plugin would refuse them.
+    "--disable-admission-plugins=ServiceAccount",
+    "--allow-privileged=true",
+    ...(options.watchCache === false ? ["--watch-cache=false"] : []),
+  ];
+  let apiserver = startProcess(
     path.join(assets.dir, "kube-apiserver"),
-    [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
-      "--insecure-port=0",
-      `--cert-dir=${pki}`,
-      `--tls-cert-file=${serving.certFile}`,
-      `--tls-private-key-file=${serving.keyFile}`,
-      `--client-ca-file=${ca.certFile}`,
-      `--service-account-key-file=${path.join(pki, "sa.pub")}`,
-      `--service-account-signing-key-file=${serviceAccountKey}`,
-      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-      "--service-cluster-ip-range=10.0.0.0/24",
-      "--authorization-mode=RBAC",
-      // Pods are created without the token controller; the service account plugin would refuse them.
-      "--disable-admission-plugins=ServiceAccount",
-      "--allow-privileged=true",
-    ],
+    apiserverArgs,
     path.join(dir, "kube-apiserver.log"),
   );
   const stop = async (): Promise<void> => {
-    apiserver.child.kill("SIGTERM");
-    await apiserver.exited;
-    etcd.child.kill("SIGTERM");
-    await etcd.exited;
+    await terminate(apiserver);
+    await terminate(etcd);
   };
   t.teardown(stop);
 
@@ -163,14 +186,16 @@ export async function kubeFor(t: Test): Promise<KubeApi> {
   writeFileSync(kubeconfigFile, kubeConfig.exportConfig());
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
 
-  await until(
-    "kube-apiserver /readyz",
-    async () => {
-      const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
-      return status === 200;
-    },
-    90_000,
-  );
+  const ready = () =>
+    until(
+      "kube-apiserver /readyz",
+      async () => {
+        const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
+        return status === 200;
+      },
+      90_000,
+    );
+  await ready();
 
   for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
     for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);
@@ -215,6 +240,48 @@ export async function kubeFor(t: Test): Promise<KubeApi> {
         }
         await objects.create(spec);
       }
+    },
+    async userKubeconfig(user: string) {
+      const cert = await issueCertificate(pki, `user-${user}`, ca, {
+        commonName: user,
+        usage: "clientAuth",
+        days: 2,
+      });
+      const config = new KubeConfig();
+      config.loadFromOptions({
+        clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
+        users: [{ name: user, certFile: cert.certFile, keyFile: cert.keyFile }],
+        contexts: [{ name: "e2e", cluster: "e2e", user }],
+        currentContext: "e2e",
+      });
+      const file = path.join(dir, `kubeconfig-${user}`);
+      writeFileSync(file, config.exportConfig());
+      return file;
+    },
+    async restartApiServer() {
+      await terminate(apiserver);
+      apiserver = startProcess(
+        path.join(assets.dir, "kube-apiserver"),
+        apiserverArgs,
+        path.join(dir, "kube-apiserver.log"),
+      );
+      await ready();
+    },
+    async compact() {
+      const post = (route: string, body: unknown) =>
+        new Promise<Record<string, unknown>>((resolve, reject) => {
+          const request = http.request(`http://127.0.0.1:${etcdPort}${route}`, { method: "POST" }, (res) => {
+            let text = "";
+            res.on("data", (d: Buffer) => (text += d.toString()));
+            res.on("end", () => resolve(JSON.parse(text) as Record<string, unknown>));
+          });
+          request.on("error", reject);
+          request.end(JSON.stringify(body));
+        });
+      // etcd's v3 JSON gateway: the current revision from a range read, then compact to it.
+      const range = await post("/v3/kv/range", { key: Buffer.from("/").toString("base64") });
+      const revision = (range.header as { revision: string }).revision;
+      await post("/v3/kv/compaction", { revision, physical: true });
     },
     stop,
   };

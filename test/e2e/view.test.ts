@@ -1,0 +1,159 @@
+/**
+ * The cluster view against a real kube-apiserver, as the identity the
+ * manifests' RBAC describes: it syncs, follows changes, survives a lost
+ * watch, and relists when its resourceVersion is compacted away.
+ */
+import { readFileSync } from "node:fs";
+import t from "tap";
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { parseAllDocuments } from "yaml";
+import { startInformers } from "../../cluster/informers.js";
+import { Reflector } from "../../cluster/reflector.js";
+import { ClusterState } from "../../cluster/view.js";
+import { kubeFor, type KubeApi } from "../harness/kube.js";
+
+const log = pino({ level: "silent" });
+const USER = "ovn-admission-e2e";
+
+/** The manifests' roles, bound to a user whose certificate the test holds. */
+async function rbacLimitedKubeConfig(kube: KubeApi): Promise<KubeConfig> {
+  const docs = parseAllDocuments(readFileSync("manifests/base/rbac.yaml", "utf8")).map(
+    (d) => d.toJS() as KubernetesObject & { subjects?: unknown[] },
+  );
+  for (const doc of docs) {
+    if (doc.kind?.endsWith("Binding"))
+      doc.subjects = [{ kind: "User", name: USER, apiGroup: "rbac.authorization.k8s.io" }];
+    await kube.objects.create(doc);
+  }
+  const config = new KubeConfig();
+  config.loadFromFile(await kube.userKubeconfig(USER));
+  return config;
+}
+
+async function eventually(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const pod = (name: string, annotations: Record<string, string>, nodeName = "node-1") => ({
+  metadata: { name, annotations },
+  spec: { nodeName, containers: [{ name: "c", image: "registry.example.com/app:1" }] },
+});
+
+t.test(
+  "the view syncs with only the manifests' RBAC, follows changes, and survives a restarted API server",
+  async (t) => {
+    const kube = await kubeFor(t);
+    const admin = kube.kubeConfig.makeApiClient(CoreV1Api);
+    const custom = kube.kubeConfig.makeApiClient(CustomObjectsApi);
+    await admin.createNamespace({
+      body: { metadata: { name: "shop", labels: { "ovn-admission.io/policy": "warn" } } },
+    });
+    await admin.createNamespace({ body: { metadata: { name: "kube-system" } } }).catch(() => undefined);
+    await admin.createNode({
+      body: {
+        metadata: {
+          name: "node-1",
+          annotations: { "ovn.kubernetes.io/node_networks": '{"storage":"10.10.10.1"}' },
+        },
+      },
+    });
+    await admin.createNamespacedPod({
+      namespace: "shop",
+      body: pod("web-0", { "ovn.kubernetes.io/eip": "172.56.0.10" }),
+    });
+    await custom.createClusterCustomObject({
+      group: "kubeovn.io",
+      version: "v1",
+      plural: "subnets",
+      body: {
+        apiVersion: "kubeovn.io/v1",
+        kind: "Subnet",
+        metadata: { name: "storage" },
+        spec: { cidrBlock: "10.66.0.0/16", nodeNetwork: "storage", namespaces: ["shop"] },
+      },
+    });
+    await admin.createNamespacedConfigMap({
+      namespace: "kube-system",
+      body: {
+        metadata: { name: "ovn-external-gw-config" },
+        data: { "enable-external-gw": "true", type: "centralized" },
+      },
+    });
+    await admin.createNamespacedConfigMap({
+      namespace: "kube-system",
+      body: { metadata: { name: "unrelated" }, data: { a: "b" } },
+    });
+
+    const informers = startInformers(await rbacLimitedKubeConfig(kube), log);
+    t.teardown(() => informers.stop());
+    await informers.synced;
+    const view = informers.state;
+    t.equal(view.synced, true, "synced with list and watch only");
+    t.equal(view.namespace("shop")?.labels["ovn-admission.io/policy"], "warn");
+    t.same(view.nodesWithPlane("storage"), ["node-1"]);
+    t.same(
+      view.podsWithEip("172.56.0.10").map((p) => p.key),
+      ["shop/web-0"],
+    );
+    t.same(
+      view.subnetsOfNamespace("shop").map((s) => s.name),
+      ["storage"],
+    );
+    t.same(view.gatewayConfig()?.data, { "enable-external-gw": "true", type: "centralized" });
+    t.equal(view.sizes().ConfigMap, 1, "only the gateway ConfigMap is watched");
+
+    // Changes arrive through the watch.
+    const current = await admin.readNamespacedPod({ namespace: "shop", name: "web-0" });
+    current.metadata!.annotations!["ovn.kubernetes.io/eip"] = "172.56.0.11";
+    await admin.replaceNamespacedPod({ namespace: "shop", name: "web-0", body: current });
+    await eventually("EIP moved in the view", () => view.podsWithEip("172.56.0.11").length === 1);
+    t.same(view.podsWithEip("172.56.0.10"), [], "the old EIP is free in the view");
+    await admin.deleteNamespacedPod({ namespace: "shop", name: "web-0", gracePeriodSeconds: 0 });
+    await eventually("pod gone", () => view.pod("shop", "web-0") === undefined);
+
+    // Every watch is cut; the view notices nothing lost once the API server is back.
+    await kube.restartApiServer();
+    await admin.createNamespacedPod({
+      namespace: "shop",
+      body: pod("web-1", { "ovn.kubernetes.io/snat": "172.56.0.20" }),
+    });
+    await eventually(
+      "pod created after the restart",
+      () => view.podsWithSnat("172.56.0.20").length === 1,
+      30_000,
+    );
+    t.pass("a lost watch recovered by itself");
+  },
+);
+
+t.test("a compacted resourceVersion gives 410 Gone and the view lists again", async (t) => {
+  const kube = await kubeFor(t, { watchCache: false });
+  const admin = kube.kubeConfig.makeApiClient(CoreV1Api);
+  await admin.createNamespace({ body: { metadata: { name: "shop" } } });
+  const state = new ClusterState(["Pod"]);
+  const first = new Reflector(kube.kubeConfig, { kind: "Pod", path: "/api/v1/pods" }, state, log);
+  await first.start();
+  const seen = first.version;
+  first.stop();
+
+  // While nobody watches: pods come and go, and etcd forgets the history.
+  for (let i = 0; i < 5; i++) await admin.createNamespacedPod({ namespace: "shop", body: pod(`p-${i}`, {}) });
+  await admin.deleteNamespacedPod({ namespace: "shop", name: "p-0", gracePeriodSeconds: 0 });
+  await kube.compact();
+
+  const second = new Reflector(kube.kubeConfig, { kind: "Pod", path: "/api/v1/pods" }, state, log);
+  t.teardown(() => second.stop());
+  second.resumeFrom(seen);
+  await eventually("relist after 410", () => second.lists === 1, 15_000);
+  await eventually("view has the pods", () => state.sizes().Pod === 4);
+  t.same(
+    ["p-1", "p-2", "p-3", "p-4"].map((n) => state.pod("shop", n)?.name),
+    ["p-1", "p-2", "p-3", "p-4"],
+  );
+  t.equal(state.pod("shop", "p-0"), undefined);
+});
