@@ -8,7 +8,9 @@ import { scratchDir } from "./harness/index.js";
 const entry = path.resolve("dist/bin/ovn-admission.js");
 
 function startService(args: string[]) {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  // No cluster from the environment: each test says what it wants with flags.
+  const env = { ...process.env, KUBECONFIG: "", KUBERNETES_SERVICE_HOST: "" };
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
   const lines: Array<Record<string, unknown>> = [];
   let stderr = "";
   let buffered = "";
@@ -57,6 +59,11 @@ t.test(
       msg: string;
     };
     t.equal(listening.caFile, `${dir}/certs/ca.pem`);
+    t.match(
+      service.lines.find((l) => l.event === "cluster-view-empty"),
+      { msg: /no Kubernetes cluster found .*the cluster view is empty/ },
+      "without a cluster it says so and serves with an empty view",
+    );
     t.match(listening.msg, `curl --cacert ${dir}/certs/ca.pem ${listening.url}/readyz`);
     // What the printed curl command does.
     const ready = await new Promise<{ status: number; body: string }>((resolve, reject) => {

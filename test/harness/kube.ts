@@ -101,8 +101,15 @@ function yamlObjects(file: string): KubernetesObject[] {
     .filter((o): o is KubernetesObject => o !== null);
 }
 
-/** Starts etcd and kube-apiserver for one test file; everything stops when the test ends. */
+/** Starts etcd and kube-apiserver for one test; everything stops when the test ends. */
 export async function kubeFor(t: Test, options: KubeOptions = {}): Promise<KubeApi> {
+  const kube = await startKube(options);
+  t.teardown(() => kube.stop());
+  return kube;
+}
+
+/** Starts etcd and kube-apiserver; the caller stops them (kubeFor does it for a test). */
+export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
   const assets = kubeAssets();
   if ("missing" in assets) throw new Error(assets.missing);
   const dir = scratchDir("oa-kube-");
@@ -172,7 +179,6 @@ export async function kubeFor(t: Test, options: KubeOptions = {}): Promise<KubeA
     await terminate(apiserver);
     await terminate(etcd);
   };
-  t.teardown(stop);
 
   const url = `https://127.0.0.1:${apiPort}`;
   const kubeConfig = new KubeConfig();
