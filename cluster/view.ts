@@ -6,6 +6,8 @@
  * admission always sees one consistent state.
  */
 import type { KubeObject } from "../webhooks/envelope.js";
+import { readNodeNetworks } from "../webhooks/planes.js";
+import { canonicalIp, isIpAddress } from "../webhooks/addresses.js";
 import {
   trim,
   type ConfigMapFacts,
@@ -110,18 +112,9 @@ class Store<T extends { key: string }> {
   }
 }
 
-/** `ovn.kubernetes.io/node_networks` as a plane -> IP map; malformed JSON reads as no planes (the node rule reports it). */
+/** `ovn.kubernetes.io/node_networks` as a plane -> IP map: what parses (the node rule reports the rest). */
 export function parseNodeNetworks(annotation: string | undefined): Record<string, string> {
-  if (!annotation) return {};
-  try {
-    const parsed = JSON.parse(annotation) as unknown;
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return {};
-    return Object.fromEntries(
-      Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"),
-    );
-  } catch {
-    return {};
-  }
+  return readNodeNetworks(annotation).planes;
 }
 
 function staticIps(pod: PodFacts): string[] {
@@ -157,7 +150,9 @@ export class ClusterState implements ClusterView {
   private readonly stores = {
     Node: new Store<NodeFacts>({
       plane: (n) => Object.keys(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])),
-      encapIp: (n) => Object.values(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])),
+      // Canonical, so "fd00::1" and "fd00:0::1" are one address.
+      encapIp: (n) =>
+        Object.values(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])).map(canonicalIp),
     }),
     Namespace: new Store<NamespaceFacts>({}),
     Pod: new Store<PodFacts>({
@@ -228,7 +223,7 @@ export class ClusterState implements ClusterView {
     return this.stores.Node.values("plane").sort();
   }
   nodesWithEncapIp(ip: string) {
-    return this.stores.Node.lookup("encapIp", ip).map((n) => n.name);
+    return isIpAddress(ip) ? this.stores.Node.lookup("encapIp", canonicalIp(ip)).map((n) => n.name) : [];
   }
   pod(namespace: string, name: string) {
     return this.stores.Pod.objects.get(`${namespace}/${name}`);

@@ -1,6 +1,9 @@
 /**
- * Carries intents out. Each intent kind has one handler that turns it into
- * OVSDB transactions; the admission waits for them within its deadline.
+ * Carries intents out within the admission's deadline. Each intent kind has
+ * one handler that turns it into OVSDB transactions. A required intent that
+ * fails (or runs out of time) fails the admission, which then follows the
+ * webhook's failure mode; an optional one becomes a warning, and its handler
+ * keeps retrying in the background.
  */
 import type { Intent } from "../webhooks/verdict.js";
 
@@ -10,6 +13,34 @@ export class UnknownIntentError extends Error {
   override name = "UnknownIntentError";
 }
 
+export class DeadlineExceeded extends Error {
+  override name = "DeadlineExceeded";
+}
+
+/** Runs `work` for at most `ms`; the error names the configured deadline. */
+async function withDeadline<T>(
+  work: (signal: AbortSignal) => Promise<T>,
+  ms: number,
+  deadlineMs: number,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        controller.abort();
+        reject(new DeadlineExceeded(`no answer within the ${deadlineMs} ms admission deadline`));
+      },
+      Math.max(0, ms),
+    );
+  });
+  try {
+    return await Promise.race([work(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class IntentHandlers {
   private readonly handlers: ReadonlyMap<string, IntentHandler>;
 
@@ -17,17 +48,30 @@ export class IntentHandlers {
     this.handlers = new Map(Object.entries(handlers));
   }
 
-  /** Runs every intent's handler in order; the first failure stops the rest and is thrown. */
-  async carryOut(intents: readonly Intent[], signal: AbortSignal): Promise<void> {
+  /**
+   * Carries the intents out in order within `remainingMs`. Throws the first
+   * failure of a required intent; returns a warning for each optional one
+   * that could not be carried out in time.
+   */
+  async carryOut(intents: readonly Intent[], remainingMs: number, deadlineMs: number): Promise<string[]> {
+    const started = performance.now();
+    const warnings: string[] = [];
     for (const intent of intents) {
       const handler = this.handlers.get(intent.kind);
-      if (!handler) {
+      if (!handler)
         throw new UnknownIntentError(
           `no handler for intent ${JSON.stringify(intent.kind)} (of ${intent.owner})`,
         );
+      const left = remainingMs - (performance.now() - started);
+      try {
+        await withDeadline((signal) => handler(intent, signal), left, deadlineMs);
+      } catch (err) {
+        if (!intent.optional) throw err;
+        warnings.push(
+          `${intent.kind} for ${intent.owner} is not applied yet (${(err as Error).message}); it is retried until it is`,
+        );
       }
-      signal.throwIfAborted();
-      await handler(intent, signal);
     }
+    return warnings;
   }
 }

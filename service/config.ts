@@ -23,6 +23,13 @@ export interface Config {
   validateFailureMode: FailureMode;
   policyLabel: string;
   maxRateMbps: number;
+  defaultSubnet: string;
+  /** How to reach a node's Open_vSwitch database; {nodeIP} and {nodeName} are filled in. */
+  nodeOvsdbTemplate: string;
+  /** Per-node remotes that replace the template. */
+  nodeOvsdbOverrides: Record<string, string>;
+  /** Key, certificate and CA files for ssl: node databases. */
+  nodeOvsdbSsl: { privateKey: string; certificate: string; caCertificate: string } | undefined;
   /** OVN Northbound remote(s); undefined runs a local ovsdb-server (development default). */
   northboundRemote: string | undefined;
   northboundConnectTimeoutMs: number;
@@ -191,6 +198,72 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     describe: "largest ingress_rate/egress_rate a pod may ask for, Mbit/s",
     fallback: () => "100000",
     parse: integer(1, 10_000_000, " of Mbit/s"),
+  },
+  defaultSubnet: {
+    key: "defaultSubnet",
+    flag: "default-subnet",
+    env: "OVN_ADMISSION_DEFAULT_SUBNET",
+    describe: "subnet of pods that name none and whose namespace no subnet claims",
+    fallback: () => "ovn-default",
+    parse: text,
+  },
+  nodeOvsdbTemplate: {
+    key: "nodeOvsdbTemplate",
+    flag: "node-ovsdb-remote",
+    env: "OVN_ADMISSION_NODE_OVSDB_REMOTE",
+    describe: "a node's Open_vSwitch database: a remote with {nodeIP} and {nodeName} filled in per node",
+    fallback: () => "tcp:{nodeIP}:6640",
+    parse: (t, flag) => {
+      try {
+        parseRemotes(t.replaceAll("{nodeIP}", "192.0.2.1").replaceAll("{nodeName}", "node"));
+      } catch (err) {
+        throw new ConfigError(`--${flag}: ${(err as Error).message}`);
+      }
+      return t;
+    },
+  },
+  nodeOvsdbOverrides: {
+    key: "nodeOvsdbOverrides",
+    flag: "node-ovsdb-override",
+    env: "OVN_ADMISSION_NODE_OVSDB_OVERRIDE",
+    describe:
+      "per-node remotes replacing the template, as node=remote entries separated by ';' (e.g. node-1=tcp:10.0.0.5:6640;node-2=unix:/run/openvswitch/db.sock)",
+    fallback: () => "",
+    parse: (t, flag) => {
+      const overrides: Record<string, string> = {};
+      for (const entry of t
+        .split(";")
+        .map((e) => e.trim())
+        .filter(Boolean)) {
+        const at = entry.indexOf("=");
+        if (at <= 0) fail(flag, "node=remote entries separated by ';'", entry);
+        const remote = entry.slice(at + 1);
+        try {
+          parseRemotes(remote);
+        } catch (err) {
+          throw new ConfigError(`--${flag}: node ${entry.slice(0, at)}: ${(err as Error).message}`);
+        }
+        overrides[entry.slice(0, at)] = remote;
+      }
+      return overrides;
+    },
+  },
+  nodeOvsdbSsl: {
+    key: "nodeOvsdbSsl",
+    flag: "node-ovsdb-ssl",
+    env: "OVN_ADMISSION_NODE_OVSDB_SSL",
+    describe: "key, certificate and CA files for ssl: node databases, as KEY,CERT,CA",
+    fallback: () => undefined,
+    parse: (t, flag) => {
+      const [privateKey, certificate, caCertificate, ...rest] = t.split(",");
+      if (!privateKey || !certificate || !caCertificate || rest.length)
+        fail(flag, "three files KEY,CERT,CA", t);
+      return {
+        privateKey: path.resolve(privateKey as string),
+        certificate: path.resolve(certificate as string),
+        caCertificate: path.resolve(caCertificate as string),
+      };
+    },
   },
   northboundRemote: {
     key: "northboundRemote",

@@ -11,6 +11,7 @@ import { OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
 import { ClusterState, type ClusterView } from "../cluster/view.js";
+import { EncapHandler, NodeDatabases } from "../handlers/encap.js";
 import { IntentHandlers } from "../handlers/intents.js";
 import { buildApp } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
@@ -113,12 +114,19 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     }
   }
   const metrics = createMetrics(() => view.sizes());
+  const nodeDatabases = new NodeDatabases(
+    { template: config.nodeOvsdbTemplate, overrides: config.nodeOvsdbOverrides, ssl: config.nodeOvsdbSsl },
+    log,
+  );
+  const encap = new EncapHandler(nodeDatabases, view, log);
   northbound.on("transaction", ({ database, seconds, ok }) =>
     metrics.ovsdbTransactionDuration.observe({ database, result: ok ? "ok" : "error" }, seconds),
   );
 
   const stopLocal = async (): Promise<void> => {
     informers?.stop();
+    encap.close();
+    nodeDatabases.close();
     northbound.close();
     await localNorthbound?.stop();
   };
@@ -134,8 +142,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     metrics,
     view,
     routes: parts.routes ?? ROUTES,
-    handlers: parts.handlers ?? new IntentHandlers(),
-    settings: { maxRateMbps: config.maxRateMbps },
+    handlers: parts.handlers ?? new IntentHandlers({ ...encap.intents }),
+    settings: { maxRateMbps: config.maxRateMbps, defaultSubnet: config.defaultSubnet },
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,
     failureModes: { mutate: config.mutateFailureMode, validate: config.validateFailureMode },

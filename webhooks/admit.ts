@@ -36,10 +36,6 @@ export interface Admission {
   failure?: string;
 }
 
-class DeadlineExceeded extends Error {
-  override name = "DeadlineExceeded";
-}
-
 function toResponse(uid: string, verdict: Verdict, webhook: Webhook): AdmissionResponse {
   const response: AdmissionResponse = { uid, allowed: verdict.allowed };
   if (!verdict.allowed) {
@@ -57,30 +53,6 @@ function toResponse(uid: string, verdict: Verdict, webhook: Webhook): AdmissionR
   }
   if (verdict.warnings.length > 0) response.warnings = verdict.warnings;
   return response;
-}
-
-/** Runs `work` for at most `ms`; the error names the configured deadline. */
-async function withDeadline<T>(
-  work: (signal: AbortSignal) => Promise<T>,
-  ms: number,
-  deadlineMs: number,
-): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        controller.abort();
-        reject(new DeadlineExceeded(`no answer within the ${deadlineMs} ms admission deadline`));
-      },
-      Math.max(0, ms),
-    );
-  });
-  try {
-    return await Promise.race([work(controller.signal), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export async function admit(
@@ -115,13 +87,10 @@ export async function admit(
   }
   try {
     const remaining = deps.deadlineMs - (performance.now() - startedAt);
-    await withDeadline(
-      (signal) => deps.handlers.carryOut(verdict.intents, signal),
-      remaining,
-      deps.deadlineMs,
-    );
+    const pending = await deps.handlers.carryOut(verdict.intents, remaining, deps.deadlineMs);
+    const carried = pending.length ? { ...verdict, warnings: [...verdict.warnings, ...pending] } : verdict;
     return {
-      response: toResponse(request.uid, verdict, webhook),
+      response: toResponse(request.uid, carried, webhook),
       outcome,
       rule: route.name,
       policy: policy.mode,

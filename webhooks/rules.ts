@@ -4,7 +4,9 @@
  */
 import type { ClusterView } from "../cluster/view.js";
 import type { AdmissionOperation, AdmissionRequest } from "./envelope.js";
-import { mutatePod, validatePod } from "./pods.js";
+import { mutateNode, validateNode } from "./nodes.js";
+import { mutatePod, mutatePodBinding, validatePod } from "./pods.js";
+import { validateSubnet } from "./subnets.js";
 import type { Verdict } from "./verdict.js";
 
 export type Webhook = "mutate" | "validate";
@@ -13,6 +15,8 @@ export type Webhook = "mutate" | "validate";
 export interface RuleSettings {
   /** Largest QoS rate a pod may ask for, Mbit/s. */
   maxRateMbps: number;
+  /** The subnet of pods that name none and whose namespace no subnet claims. */
+  defaultSubnet: string;
 }
 
 export type Rule = (request: AdmissionRequest, view: ClusterView, settings: RuleSettings) => Verdict;
@@ -29,25 +33,30 @@ export interface Route {
   name: string;
 }
 
+const route = (
+  webhook: Webhook,
+  group: string,
+  resource: string,
+  subResource: string,
+  operations: readonly AdmissionOperation[],
+  rule: Rule,
+): Route => ({
+  webhook,
+  group,
+  resource,
+  subResource,
+  operations,
+  rule,
+  name: subResource ? `${resource}/${subResource}` : resource,
+});
+
 export const ROUTES: readonly Route[] = [
-  {
-    webhook: "mutate",
-    group: "",
-    resource: "pods",
-    subResource: "",
-    operations: ["UPDATE"],
-    rule: mutatePod,
-    name: "pods",
-  },
-  {
-    webhook: "validate",
-    group: "",
-    resource: "pods",
-    subResource: "",
-    operations: ["CREATE", "UPDATE"],
-    rule: validatePod,
-    name: "pods",
-  },
+  route("mutate", "", "pods", "", ["CREATE", "UPDATE"], mutatePod),
+  route("validate", "", "pods", "", ["CREATE", "UPDATE"], validatePod),
+  route("mutate", "", "pods", "binding", ["CREATE"], mutatePodBinding),
+  route("mutate", "", "nodes", "", ["CREATE", "UPDATE"], mutateNode),
+  route("validate", "", "nodes", "", ["CREATE", "UPDATE"], validateNode),
+  route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE"], validateSubnet),
 ];
 
 export function routeFor(

@@ -15,6 +15,11 @@ export interface Intent {
   owner: string;
   /** What the handler needs, in its own words. */
   spec: Record<string, unknown>;
+  /**
+   * When it cannot be carried out in time, admit anyway with a warning: its
+   * handler keeps retrying (a node's Open_vSwitch database that is down).
+   */
+  optional?: boolean;
 }
 
 export interface Verdict {

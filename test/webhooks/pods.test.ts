@@ -6,7 +6,7 @@ import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { podReview, podUpdate } from "../fixtures/index.js";
 
 const view = ClusterState.of({});
-const settings = { maxRateMbps: 10_000 };
+const settings = { maxRateMbps: 10_000, defaultSubnet: "ovn-default" };
 
 t.test("QoS rates: whole Mbit/s within the bound, for the pod and for each attachment", async (t) => {
   t.same(
@@ -52,7 +52,7 @@ t.test("a changed EIP or SNAT drops routed in the patch; nothing else changes", 
   const before = { "ovn.kubernetes.io/eip": "172.56.0.10", "ovn.kubernetes.io/routed": "true", app: "x" };
   const now = { ...before, "ovn.kubernetes.io/eip": "172.56.0.11" };
   const request = parseReview(podUpdate(now, before)).request;
-  const verdict = mutatePod(request);
+  const verdict = mutatePod(request, view, settings);
   t.equal(verdict.allowed, true);
   t.same(verdict.patch, [{ op: "remove", path: "/metadata/annotations/ovn.kubernetes.io~1routed" }]);
   const patched = jsonPatch.applyPatch(structuredClone(request.object), verdict.patch, true).newDocument;
@@ -65,8 +65,8 @@ t.test("a changed EIP or SNAT drops routed in the patch; nothing else changes", 
       { "ovn.kubernetes.io/snat": "172.56.0.20", "ovn.kubernetes.io/routed": "true" },
     ),
   ).request;
-  t.equal(mutatePod(snatGone).patch.length, 1, "a removed SNAT address drops routed too");
+  t.equal(mutatePod(snatGone, view, settings).patch.length, 1, "a removed SNAT address drops routed too");
   const same = parseReview(podUpdate(before, before)).request;
-  t.same(mutatePod(same).patch, [], "unchanged addresses keep routed");
-  t.same(mutatePod(parseReview(podReview()).request).patch, [], "CREATE is left alone");
+  t.same(mutatePod(same, view, settings).patch, [], "unchanged addresses keep routed");
+  t.same(mutatePod(parseReview(podReview()).request, view, settings).patch, [], "CREATE is left alone");
 });

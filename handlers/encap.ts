@@ -1,0 +1,285 @@
+/**
+ * Each node's Open_vSwitch database, as seed 000 describes it:
+ * `external_ids:ovn-encap-ip` holds every encap IP (the default first) and
+ * `ovn-encap-ip-default` the default; a pod Interface of a plane subnet gets
+ * `external_ids:encap-ip`. Only those keys are ever written. A database that
+ * does not answer is retried until it does.
+ */
+import type { Logger } from "pino";
+import {
+  OvsdbClient,
+  indexBy,
+  op,
+  TimedOutError,
+  type DatabaseCache,
+  type Row,
+  type SslFiles,
+} from "ovsdb-client";
+import type { ClusterView } from "../cluster/view.js";
+import type { EncapSpec } from "../webhooks/nodes.js";
+import type { Intent } from "../webhooks/verdict.js";
+import type { IntentHandler } from "./intents.js";
+
+const DB = "Open_vSwitch";
+
+export class EncapError extends Error {
+  override name = "EncapError";
+}
+
+/** What `external_ids` must hold: the default encap IP first, then each plane's, without repeats. */
+export function planEncapIps(
+  externalIds: Readonly<Record<string, string>>,
+  internalIP: string | undefined,
+  planes: Readonly<Record<string, string>>,
+): { encapIps: string; defaultIp: string } {
+  const defaultIp = externalIds["ovn-encap-ip-default"] || internalIP;
+  if (!defaultIp) {
+    throw new EncapError("no default encap IP: ovn-encap-ip-default is unset and the node has no InternalIP");
+  }
+  return { encapIps: [...new Set([defaultIp, ...Object.values(planes)])].join(","), defaultIp };
+}
+
+export interface NodeDatabaseSettings {
+  /** A remote with {nodeIP} and {nodeName}. */
+  template: string;
+  overrides: Record<string, string>;
+  ssl: SslFiles | undefined;
+}
+
+/** One client per node's Open_vSwitch database, made when first needed. */
+export class NodeDatabases {
+  private readonly clients = new Map<string, OvsdbClient>();
+
+  constructor(
+    private readonly settings: NodeDatabaseSettings,
+    private readonly log: Logger,
+  ) {}
+
+  remoteOf(node: string, nodeIP: string | undefined): string {
+    const override = this.settings.overrides[node];
+    if (override) return override;
+    if (this.settings.template.includes("{nodeIP}") && !nodeIP) {
+      throw new EncapError(
+        `node ${node} has no InternalIP to reach its Open_vSwitch database (${this.settings.template})`,
+      );
+    }
+    return this.settings.template.replaceAll("{nodeIP}", nodeIP ?? "").replaceAll("{nodeName}", node);
+  }
+
+  client(node: string, nodeIP: string | undefined): OvsdbClient {
+    const remote = this.remoteOf(node, nodeIP);
+    const existing = this.clients.get(node);
+    if (existing && existing.remotes.map((r) => r.text).join(",") === remote) return existing;
+    existing?.close();
+    const client = new OvsdbClient({
+      remote,
+      database: DB,
+      requestTimeoutMs: 5_000,
+      connectTimeoutMs: 2_000,
+      backoff: { minMs: 500, maxMs: 10_000 },
+      ...(this.settings.ssl ? { ssl: this.settings.ssl } : {}),
+    });
+    client.on("state", (state, detail) =>
+      this.log.debug(
+        { event: "node-ovsdb-state", node, state, remote: detail.remote, error: detail.error?.message },
+        "node Open_vSwitch database",
+      ),
+    );
+    void client.connect().catch(() => undefined);
+    this.clients.set(node, client);
+    return client;
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+function untilAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(new EncapError("stopped waiting (admission deadline)"));
+    if (signal.aborted) fail();
+    signal.addEventListener("abort", fail, { once: true });
+  });
+}
+
+interface InterfaceWant {
+  node: string;
+  ifaceId: string;
+  encapIp: string;
+}
+
+export class EncapHandler {
+  private readonly nodes = new Map<string, EncapSpec>();
+  private readonly failing = new Set<string>();
+  private readonly interfaces = new Map<string, Map<string, string>>();
+  private readonly watchers = new Map<string, Promise<DatabaseCache>>();
+  private readonly retry: NodeJS.Timeout;
+
+  constructor(
+    private readonly databases: NodeDatabases,
+    private readonly view: ClusterView,
+    private readonly log: Logger,
+    retryMs = 5_000,
+  ) {
+    this.retry = setInterval(() => void this.retryFailing(), retryMs);
+    this.retry.unref();
+  }
+
+  /** The intent handlers this carries out. */
+  get intents(): Record<string, IntentHandler> {
+    return {
+      encap: (intent: Intent, signal: AbortSignal) => this.programNode(intent.spec as EncapSpec, signal),
+      "interface-encap": (intent: Intent, signal: AbortSignal) =>
+        this.programInterface(intent.spec as unknown as InterfaceWant, signal),
+    };
+  }
+
+  /** Nodes whose database has not taken their encap IPs yet. */
+  pending(): string[] {
+    return [...this.failing].sort();
+  }
+
+  async programNode(spec: EncapSpec, signal?: AbortSignal): Promise<void> {
+    this.nodes.set(spec.node, spec);
+    this.failing.add(spec.node);
+    const work = this.applyNode(spec);
+    await (signal ? Promise.race([work, untilAborted(signal)]) : work);
+  }
+
+  async programInterface(want: InterfaceWant, signal?: AbortSignal): Promise<void> {
+    let wanted = this.interfaces.get(want.node);
+    if (!wanted) this.interfaces.set(want.node, (wanted = new Map()));
+    wanted.set(want.ifaceId, want.encapIp);
+    const work = this.watch(want.node).then((cache) => this.applyInterface(want.node, cache, want.ifaceId));
+    await (signal ? Promise.race([work, untilAborted(signal)]) : work);
+  }
+
+  close(): void {
+    clearInterval(this.retry);
+  }
+
+  private nodeIP(node: string, fallback?: string): string | undefined {
+    return fallback ?? this.view.node(node)?.internalIP;
+  }
+
+  private async applyNode(spec: EncapSpec): Promise<void> {
+    const client = this.databases.client(spec.node, this.nodeIP(spec.node, spec.internalIP));
+    await client.connect({ timeoutMs: 5_000 });
+    for (let attempt = 1; ; attempt++) {
+      const [selected] = await client.transact(DB, [
+        op.select("Open_vSwitch", [], ["_uuid", "external_ids"]),
+      ]);
+      const row = selected?.rows?.[0];
+      if (!row)
+        throw new EncapError(
+          `node ${spec.node}: its Open_vSwitch database has no Open_vSwitch row (ovs-vsctl init)`,
+        );
+      const externalIds = row.external_ids as Record<string, string>;
+      const plan = planEncapIps(externalIds, spec.internalIP, spec.planes);
+      if (
+        externalIds["ovn-encap-ip"] === plan.encapIps &&
+        externalIds["ovn-encap-ip-default"] === plan.defaultIp
+      )
+        break;
+      const self: [string, "==", string] = ["_uuid", "==", String(row._uuid)];
+      try {
+        await client.transact(DB, [
+          // Commit only if nobody changed external_ids since we read them.
+          op.wait("Open_vSwitch", [self], ["external_ids"], "==", [{ external_ids: externalIds }], 0),
+          op.mutate(
+            "Open_vSwitch",
+            [self],
+            [
+              ["external_ids", "delete", ["ovn-encap-ip", "ovn-encap-ip-default"]],
+              [
+                "external_ids",
+                "insert",
+                { "ovn-encap-ip": plan.encapIps, "ovn-encap-ip-default": plan.defaultIp },
+              ],
+            ],
+          ),
+        ]);
+        this.log.info(
+          { event: "encap-programmed", node: spec.node, encapIps: plan.encapIps, default: plan.defaultIp },
+          "node encap IPs programmed",
+        );
+        break;
+      } catch (err) {
+        if (!(err instanceof TimedOutError) || attempt >= 3) throw err;
+      }
+    }
+    // Only the latest wish clears the node: an older one finishing late must not.
+    if (this.nodes.get(spec.node) === spec) this.failing.delete(spec.node);
+  }
+
+  private async retryFailing(): Promise<void> {
+    for (const node of this.failing) {
+      const spec = this.nodes.get(node);
+      if (!spec) continue;
+      try {
+        await this.applyNode(spec);
+        this.log.info({ event: "encap-retry-applied", node }, "node encap IPs applied after retry");
+      } catch (err) {
+        this.log.debug(
+          { event: "encap-retry-failed", node, error: (err as Error).message },
+          "node database still not taking encap IPs",
+        );
+      }
+    }
+  }
+
+  /** A monitor of the node's Interface table: a pod interface gets its encap IP when it appears, and again when recreated. */
+  private watch(node: string): Promise<DatabaseCache> {
+    let watcher = this.watchers.get(node);
+    if (!watcher) {
+      const client = this.databases.client(node, this.nodeIP(node));
+      watcher = client.connect({ timeoutMs: 5_000 }).then(async () => {
+        const cache = await client.cache(DB, {
+          Interface: { columns: ["name", "external_ids"], indexes: { ifaceId: indexBy.mapKey("iface-id") } },
+        });
+        const onRow = (table: string, row: Row): void => {
+          const ifaceId = (row.external_ids as Record<string, string> | undefined)?.["iface-id"];
+          if (table === "Interface" && ifaceId && this.interfaces.get(node)?.has(ifaceId)) {
+            void this.applyInterface(node, cache, ifaceId).catch((err: Error) =>
+              this.log.warn(
+                { event: "interface-encap-failed", node, ifaceId, error: err.message },
+                "cannot set encap-ip",
+              ),
+            );
+          }
+        };
+        cache.on("insert", onRow);
+        cache.on("update", onRow);
+        return cache;
+      });
+      watcher.catch(() => this.watchers.delete(node));
+      this.watchers.set(node, watcher);
+    }
+    return watcher;
+  }
+
+  private async applyInterface(node: string, cache: DatabaseCache, ifaceId: string): Promise<void> {
+    const encapIp = this.interfaces.get(node)?.get(ifaceId);
+    if (!encapIp) return;
+    for (const row of cache.table("Interface").lookup("ifaceId", ifaceId)) {
+      if ((row.external_ids as Record<string, string>)["encap-ip"] === encapIp) continue;
+      const client = this.databases.client(node, this.nodeIP(node));
+      await client.transact(DB, [
+        op.mutate(
+          "Interface",
+          [["_uuid", "==", String(row._uuid)]],
+          [
+            ["external_ids", "delete", ["encap-ip"]],
+            ["external_ids", "insert", { "encap-ip": encapIp }],
+          ],
+        ),
+      ]);
+      this.log.info(
+        { event: "interface-encap-set", node, ifaceId, encapIp, interface: row.name },
+        "pod interface encap IP set",
+      );
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Rules for Nodes (CREATE and UPDATE, not nodes/status): the planes of
+ * `ovn.kubernetes.io/node_networks` and the tunnel interfaces are checked, a
+ * plane that running pods use cannot be taken away, and the node gets one
+ * label per plane and its Open_vSwitch encap IPs programmed.
+ */
+import type { ClusterView } from "../cluster/view.js";
+import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
+import type { AdmissionRequest, KubeObject } from "./envelope.js";
+import { buildPatch, editable } from "./patch.js";
+import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "./planes.js";
+import type { RuleSettings } from "./rules.js";
+import { subnetOfPod } from "./subnets.js";
+import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
+
+/** Linux's IFNAMSIZ less the terminating NUL. */
+const MAX_INTERFACE_NAME = 15;
+const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
+
+function nodeName(request: AdmissionRequest): string {
+  return request.name || request.object?.metadata?.name || "";
+}
+
+function checkTunnelInterfaces(value: string): string | undefined {
+  const field = annotationField(ANNOTATION.tunnelInterface);
+  const entries = value.split(",").map((s) => s.trim());
+  for (const entry of entries) {
+    if (entry === "")
+      return `${field}: expected comma-separated interface names or regular expressions, found an empty entry in ${JSON.stringify(value)}`;
+    if (LITERAL_INTERFACE.test(entry)) {
+      if (entry.length > MAX_INTERFACE_NAME) {
+        return `${field}: interface name ${JSON.stringify(entry)} is ${entry.length} characters; Linux allows at most ${MAX_INTERFACE_NAME}`;
+      }
+      continue;
+    }
+    try {
+      new RegExp(entry);
+    } catch (err) {
+      return `${field}: ${JSON.stringify(entry)} is neither an interface name nor a regular expression that compiles (${(err as Error).message})`;
+    }
+  }
+  return undefined;
+}
+
+/** Running pods on `node` whose subnet uses `plane`. */
+function podsUsingPlane(node: string, plane: string, view: ClusterView, settings: RuleSettings): string[] {
+  return view
+    .podsOnNode(node)
+    .filter((p) => !p.terminating && p.phase !== "Succeeded" && p.phase !== "Failed")
+    .filter(
+      (p) => subnetOfPod(p.namespace, p.annotations, view, settings.defaultSubnet)?.nodeNetwork === plane,
+    )
+    .map((p) => p.key)
+    .sort();
+}
+
+function named(keys: string[], most = 5): string {
+  return keys.length <= most
+    ? keys.join(", ")
+    : `${keys.slice(0, most).join(", ")} and ${keys.length - most} more`;
+}
+
+export function validateNode(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
+  const name = nodeName(request);
+  const annotations = annotationsOf(request.object);
+  const networks = readNodeNetworks(annotations[ANNOTATION.nodeNetworks]);
+  const field = annotationField(ANNOTATION.nodeNetworks);
+  if (networks.problems.length > 0) return reject(`${field}: ${networks.problems.join("; ")}`);
+  for (const [plane, ip] of Object.entries(networks.planes)) {
+    const holders = view.nodesWithEncapIp(ip).filter((n) => n !== name);
+    if (holders.length > 0) {
+      return deny(
+        `${field}: plane ${plane}: encap IP ${ip} is already used by node ${holders.sort().join(", ")}`,
+      );
+    }
+  }
+  const tunnel = annotations[ANNOTATION.tunnelInterface];
+  if (tunnel !== undefined) {
+    const problem = checkTunnelInterfaces(tunnel);
+    if (problem) return reject(problem);
+  }
+  if (request.operation === "UPDATE") {
+    const before = readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes;
+    for (const plane of Object.keys(before)) {
+      if (plane in networks.planes) continue;
+      const users = podsUsingPlane(name, plane, view, settings);
+      if (users.length > 0) {
+        return deny(
+          `${field}: plane ${plane} cannot be removed from node ${name}: running pods use it: ${named(users)}`,
+        );
+      }
+    }
+  }
+  return allow();
+}
+
+/** What the node's Open_vSwitch must hold: the intent the encap handler carries out. */
+export interface EncapSpec extends Record<string, unknown> {
+  node: string;
+  internalIP: string | undefined;
+  planes: Record<string, string>;
+}
+
+export function mutateNode(request: AdmissionRequest): Verdict {
+  const object = request.object as KubeObject;
+  const annotations = annotationsOf(object);
+  const networks = readNodeNetworks(annotations[ANNOTATION.nodeNetworks]);
+  // An annotation that does not parse is denied by validateNode; leave the labels as they are.
+  if (networks.problems.length > 0) return allow();
+  const node = editable(object);
+  node.metadata ??= {};
+  const labels: Record<string, string> = { ...(node.metadata.labels ?? {}) };
+  for (const key of Object.keys(labels)) {
+    if (key.startsWith(PLANE_LABEL_PREFIX) && !(key.slice(PLANE_LABEL_PREFIX.length) in networks.planes))
+      delete labels[key];
+  }
+  for (const plane of Object.keys(networks.planes)) labels[planeLabel(plane)] = "true";
+  if (Object.keys(labels).length > 0 || node.metadata.labels) node.metadata.labels = labels;
+
+  const previous = annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks];
+  const changed =
+    request.operation === "CREATE"
+      ? networks.planes && Object.keys(networks.planes).length > 0
+      : previous !== annotations[ANNOTATION.nodeNetworks];
+  const intents: Intent[] = [];
+  if (changed) {
+    const addresses =
+      (object.status as { addresses?: Array<{ type?: string; address?: string }> } | undefined)?.addresses ??
+      [];
+    const spec: EncapSpec = {
+      node: nodeName(request),
+      internalIP: addresses.find((a) => a.type === "InternalIP")?.address,
+      planes: networks.planes,
+    };
+    intents.push({ kind: "encap", owner: spec.node, spec, optional: true });
+  }
+  return allow({ patch: buildPatch(object, node), intents });
+}
