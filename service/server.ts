@@ -32,6 +32,8 @@ export interface Service {
   /** The CA that signed the serving certificate, when we made it (development). */
   caFile: string | undefined;
   northbound: OvsdbClient;
+  /** The cluster view the rules read. */
+  view: ClusterView;
   /** Stops accepting, finishes in-flight admissions, closes OVSDB, stops the local Northbound. */
   close(): Promise<void>;
 }
@@ -181,6 +183,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     port,
     caFile,
     northbound,
+    view,
     close() {
       closing ??= (async () => {
         log.info({ event: "stopping" }, "stopping: no new requests, finishing those in flight");

@@ -1,8 +1,9 @@
 /**
  * Rules for Nodes (CREATE and UPDATE, not nodes/status): the planes of
  * `ovn.kubernetes.io/node_networks` and the tunnel interfaces are checked, a
- * plane that running pods use cannot be taken away, and the node gets one
- * label per plane and its Open_vSwitch encap IPs programmed.
+ * plane that running pods use cannot be taken away; the node gets one label
+ * per plane (mutate) and, once every check passed, its Open_vSwitch encap IPs
+ * programmed (validate).
  */
 import type { ClusterView } from "../cluster/view.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
@@ -11,7 +12,7 @@ import { buildPatch, editable } from "./patch.js";
 import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "./planes.js";
 import type { RuleSettings } from "./rules.js";
 import { subnetOfPod } from "./subnets.js";
-import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
+import { allow, deny, reject, type Verdict } from "./verdict.js";
 
 /** Linux's IFNAMSIZ less the terminating NUL. */
 const MAX_INTERFACE_NAME = 15;
@@ -80,7 +81,12 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
     if (problem) return reject(problem);
   }
   if (request.operation === "UPDATE") {
-    const before = readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes;
+    // The planes the node had: its oldObject, and the view's copy. kube-apiserver 1.20.2 was seen to send
+    // a validating webhook a Node oldObject equal to the new object (the mutating webhook got the stored one).
+    const before = {
+      ...view.planesOf(name),
+      ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
+    };
     for (const plane of Object.keys(before)) {
       if (plane in networks.planes) continue;
       const users = podsUsingPlane(name, plane, view, settings);
@@ -91,6 +97,20 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
       }
     }
   }
+  // Programmed here, after every check, not in the mutating webhook: a later denial must leave OVS untouched.
+  const previous = {
+    ...view.planesOf(name),
+    ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
+  };
+  const known = view.node(name) !== undefined || request.oldObject !== null;
+  const changed =
+    !known ||
+    JSON.stringify(previous) !== JSON.stringify(networks.planes) ||
+    JSON.stringify(view.planesOf(name)) !== JSON.stringify(networks.planes);
+  if (changed && (Object.keys(networks.planes).length > 0 || Object.keys(previous).length > 0)) {
+    const spec: EncapSpec = { node: name, internalIP: internalIPOf(request.object), planes: networks.planes };
+    return allow({ intents: [{ kind: "encap", owner: name, spec, optional: true }] });
+  }
   return allow();
 }
 
@@ -99,6 +119,13 @@ export interface EncapSpec extends Record<string, unknown> {
   node: string;
   internalIP: string | undefined;
   planes: Record<string, string>;
+}
+
+function internalIPOf(object: KubeObject | null): string | undefined {
+  const addresses =
+    (object?.status as { addresses?: Array<{ type?: string; address?: string }> } | undefined)?.addresses ??
+    [];
+  return addresses.find((a) => a.type === "InternalIP")?.address;
 }
 
 export function mutateNode(request: AdmissionRequest): Verdict {
@@ -117,22 +144,5 @@ export function mutateNode(request: AdmissionRequest): Verdict {
   for (const plane of Object.keys(networks.planes)) labels[planeLabel(plane)] = "true";
   if (Object.keys(labels).length > 0 || node.metadata.labels) node.metadata.labels = labels;
 
-  const previous = annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks];
-  const changed =
-    request.operation === "CREATE"
-      ? networks.planes && Object.keys(networks.planes).length > 0
-      : previous !== annotations[ANNOTATION.nodeNetworks];
-  const intents: Intent[] = [];
-  if (changed) {
-    const addresses =
-      (object.status as { addresses?: Array<{ type?: string; address?: string }> } | undefined)?.addresses ??
-      [];
-    const spec: EncapSpec = {
-      node: nodeName(request),
-      internalIP: addresses.find((a) => a.type === "InternalIP")?.address,
-      planes: networks.planes,
-    };
-    intents.push({ kind: "encap", owner: spec.node, spec, optional: true });
-  }
-  return allow({ patch: buildPatch(object, node), intents });
+  return allow({ patch: buildPatch(object, node) });
 }

@@ -222,20 +222,40 @@ t.test(
       "planes.ovn-admission.io/storage": "true",
       "planes.ovn-admission.io/app": "true",
     });
-    t.same(verdict.intents, [
-      {
-        kind: "encap",
-        owner: "node1",
-        optional: true,
-        spec: {
-          node: "node1",
-          internalIP: "192.168.1.5",
-          planes: { storage: "10.10.10.10", app: "172.16.0.10" },
+    t.same(verdict.intents, [], "the mutating webhook programs nothing");
+    const valid = validateNode(
+      request("Node", "nodes", "UPDATE", now, before),
+      ClusterState.of({ Node: [before] }),
+      settings,
+    );
+    t.same(
+      valid.intents,
+      [
+        {
+          kind: "encap",
+          owner: "node1",
+          optional: true,
+          spec: {
+            node: "node1",
+            internalIP: "192.168.1.5",
+            planes: { storage: "10.10.10.10", app: "172.16.0.10" },
+          },
         },
-      },
-    ]);
-    const unchanged = mutateNode(request("Node", "nodes", "UPDATE", now, now));
+      ],
+      "validation programs the node once every check passed",
+    );
+    const unchanged = validateNode(
+      request("Node", "nodes", "UPDATE", now, now),
+      ClusterState.of({ Node: [now] }),
+      settings,
+    );
     t.same(unchanged.intents, [], "no change to the annotation, nothing to program");
+    const denied = validateNode(
+      request("Node", "nodes", "UPDATE", node("node1", {}), node("node1", { storage: "10.10.10.10" })),
+      cluster(),
+      settings,
+    );
+    t.same(denied.intents, [], "a denied change programs nothing");
     t.same(
       mutateNode(request("Node", "nodes", "CREATE", node("x", "{bad"))).patch,
       [],

@@ -1,0 +1,184 @@
+/** The encap handler against real Open_vSwitch databases, one ovsdb-server per simulated node. */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { pino } from "pino";
+import t, { type Test } from "tap";
+import { ClusterState } from "../../cluster/view.js";
+import { EncapHandler, NodeDatabases, planEncapIps } from "../../handlers/encap.js";
+import { nodesFor, type SimulatedNode } from "../harness/index.js";
+
+const vsctl = async (node: SimulatedNode, ...args: string[]): Promise<string> =>
+  (
+    await promisify(execFile)("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", ...args])
+  ).stdout.trim();
+const externalId = (node: SimulatedNode, key: string) =>
+  vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", `external_ids:${key}`);
+const log = pino({ level: "silent" });
+
+async function eventually(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200) {
+  const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
+  const databases = new NodeDatabases({ template: "tcp:{nodeIP}:6640", overrides, ssl: undefined }, log);
+  const handler = new EncapHandler(databases, ClusterState.of({}), log, retryMs);
+  t.teardown(() => {
+    handler.close();
+    databases.close();
+  });
+  return handler;
+}
+
+t.test("the plan: default first, then each plane's IP, no repeats", async (t) => {
+  t.same(planEncapIps({}, "192.168.1.10", { storage: "192.168.100.10", app: "172.16.0.10" }), {
+    encapIps: "192.168.1.10,192.168.100.10,172.16.0.10",
+    defaultIp: "192.168.1.10",
+  });
+  t.same(
+    planEncapIps({ "ovn-encap-ip-default": "10.0.0.5" }, "192.168.1.10", { storage: "10.0.0.5" }),
+    { encapIps: "10.0.0.5", defaultIp: "10.0.0.5" },
+    "the value already set wins, and is not repeated",
+  );
+  t.throws(() => planEncapIps({}, undefined, { a: "10.0.0.1" }), {
+    name: "EncapError",
+    message: /no default encap IP/,
+  });
+});
+
+t.test(
+  "annotation changes reach ovn-encap-ip and ovn-encap-ip-default exactly; nothing else is touched",
+  async (t) => {
+    const [node1, node2] = await nodesFor(t, ["node1", "node2"]);
+    const handler = handlerFor(t, [node1 as SimulatedNode, node2 as SimulatedNode]);
+    const n1 = node1 as SimulatedNode;
+    await vsctl(n1, "set", "Open_vSwitch", ".", "external_ids:ovn-remote=tcp:10.0.0.1:6642");
+
+    await handler.programNode({
+      node: "node1",
+      internalIP: "192.168.1.10",
+      planes: { storage: "192.168.100.10", app: "172.16.0.10" },
+    });
+    t.equal(
+      await externalId(n1, "ovn-encap-ip"),
+      '"192.168.1.10,192.168.100.10,172.16.0.10"',
+      "the seed's expected value",
+    );
+    t.equal(await externalId(n1, "ovn-encap-ip-default"), '"192.168.1.10"');
+
+    await handler.programNode({
+      node: "node1",
+      internalIP: "192.168.1.10",
+      planes: { storage: "192.168.100.10" },
+    });
+    t.equal(
+      await externalId(n1, "ovn-encap-ip"),
+      '"192.168.1.10,192.168.100.10"',
+      "a removed plane's IP is removed",
+    );
+
+    // An operator set another default: it is kept, and the InternalIP is not forced back.
+    await vsctl(n1, "set", "Open_vSwitch", ".", "external_ids:ovn-encap-ip-default=192.168.1.99");
+    await handler.programNode({
+      node: "node1",
+      internalIP: "192.168.1.10",
+      planes: { storage: "192.168.100.10" },
+    });
+    t.equal(await externalId(n1, "ovn-encap-ip"), '"192.168.1.99,192.168.100.10"');
+    t.equal(await externalId(n1, "system-id"), "chassis-node1", "keys we do not own are untouched");
+    t.equal(await externalId(n1, "ovn-remote"), '"tcp:10.0.0.1:6642"');
+    t.equal(await externalId(node2 as SimulatedNode, "ovn-encap-ip"), "", "the other node is untouched");
+    t.same(handler.pending(), []);
+  },
+);
+
+t.test(
+  "a pod's Interface gets its encap IP when it appears, and again when recreated; others are left alone",
+  async (t) => {
+    const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
+    const handler = handlerFor(t, [node]);
+    await vsctl(node, "add-br", "br-int");
+    await vsctl(
+      node,
+      "add-port",
+      "br-int",
+      "other",
+      "--",
+      "set",
+      "Interface",
+      "other",
+      "external_ids:iface-id=other.default",
+    );
+    await handler.programInterface({
+      node: "node1",
+      ifaceId: "storage-pod.storage-namespace",
+      encapIp: "10.10.10.10",
+    });
+
+    const encapOf = (iface: string) =>
+      vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip").catch(() => "");
+    await vsctl(
+      node,
+      "add-port",
+      "br-int",
+      "veth1",
+      "--",
+      "set",
+      "Interface",
+      "veth1",
+      "external_ids:iface-id=storage-pod.storage-namespace",
+    );
+    await eventually(
+      "encap-ip on the new interface",
+      async () => (await encapOf("veth1")) === '"10.10.10.10"',
+    );
+    t.pass("set when the interface appeared");
+    t.equal(await encapOf("other"), "", "an interface of a pod without a plane is left alone");
+
+    await vsctl(node, "del-port", "br-int", "veth1");
+    await vsctl(
+      node,
+      "add-port",
+      "br-int",
+      "veth2",
+      "--",
+      "set",
+      "Interface",
+      "veth2",
+      "external_ids:iface-id=storage-pod.storage-namespace",
+    );
+    await eventually(
+      "encap-ip on the recreated interface",
+      async () => (await encapOf("veth2")) === '"10.10.10.10"',
+    );
+    t.pass("set again when the interface was recreated");
+
+    // Someone clears it: it is put back.
+    await vsctl(node, "remove", "Interface", "veth2", "external_ids", "encap-ip");
+    await eventually("encap-ip restored", async () => (await encapOf("veth2")) === '"10.10.10.10"');
+    t.pass("kept right");
+  },
+);
+
+t.test("an unreachable node database is retried until it answers", async (t) => {
+  const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
+  const handler = handlerFor(t, [node]);
+  await node.ovs.stop();
+  await t.rejects(
+    handler.programNode({ node: "node1", internalIP: "192.168.1.10", planes: { storage: "10.10.10.10" } }),
+    "the first attempt fails",
+  );
+  t.same(handler.pending(), ["node1"]);
+  await node.ovs.start();
+  await eventually(
+    "applied by the retry",
+    async () => (await externalId(node, "ovn-encap-ip")) === '"192.168.1.10,10.10.10.10"',
+    20_000,
+  );
+  await eventually("nothing pending", async () => handler.pending().length === 0);
+  t.pass("applied once the database answered");
+});
