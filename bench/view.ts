@@ -21,10 +21,11 @@ interface Measurement {
   pods: number;
 }
 
-async function measure(kubeconfig: string, mode = "sync"): Promise<Measurement> {
+/** A fresh process syncs the view; `nodeFlags` as a deployment would set them (a heap cap). */
+async function measure(kubeconfig: string, mode = "sync", nodeFlags: string[] = []): Promise<Measurement> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--expose-gc", new URL("./view-child.js", import.meta.url).pathname, kubeconfig, mode],
+    ["--expose-gc", ...nodeFlags, new URL("./view-child.js", import.meta.url).pathname, kubeconfig, mode],
     {
       maxBuffer: 1024 * 1024,
     },
@@ -88,6 +89,10 @@ for (const target of STEPS) {
   if (last.pods !== target) throw new Error(`the view holds ${last.pods} pods, expected ${target}`);
   console.log(
     `${target} pods (created in ${createSeconds.toFixed(1)} s): view synced in ${last.seconds.toFixed(2)} s, ${Math.round(last.rssMB)} MB resident (${Math.round(last.rssMB - empty.rssMB)} MB over the empty view), heap ${Math.round(last.heapMB)} MB`,
+  );
+  const capped = await measure(kube.kubeconfigFile, "sync", ["--max-old-space-size=256"]);
+  console.log(
+    `${target} pods, node --max-old-space-size=256: view synced in ${capped.seconds.toFixed(2)} s, ${Math.round(capped.rssMB)} MB resident, heap ${Math.round(capped.heapMB)} MB`,
   );
 }
 await kube.stop();
