@@ -92,7 +92,7 @@ t.test("pods created through the real API server are judged by our webhooks", as
   }
   t.equal(admitted?.metadata?.name, "qos-typo", "admitted under policy warn");
   t.match(
-    s.logs.find((l) => l.event === "admission" && l.namespace === "lenient"),
+    s.logs.find((l) => l.event === "admission" && l.webhook === "validate" && l.namespace === "lenient"),
     { verdict: "warned", policy: "warn" },
   );
   const ready = await s.request("GET", "/readyz");
