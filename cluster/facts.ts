@@ -38,7 +38,7 @@ export interface PodFacts extends ObjectFacts {
   nodeName: string;
   phase: string;
   terminating: boolean;
-  /** Only annotations of our contract (ovn.kubernetes.io, its <provider>. forms, k8s.v1.cni.cncf.io). */
+  /** Only annotations of our contract (ovn.kubernetes.io, its <provider>. forms, k8s.v1.cni.cncf.io, ovn-admission.io). */
   annotations: Readonly<Record<string, string>>;
 }
 
@@ -86,7 +86,7 @@ export interface FactsByKind {
   ConfigMap: ConfigMapFacts;
 }
 
-const OUR_ANNOTATION = /(^|\.)ovn\.kubernetes\.io\/|^k8s\.v1\.cni\.cncf\.io\/|^ovn$/;
+const OUR_ANNOTATION = /(^|\.)ovn\.kubernetes\.io\/|^k8s\.v1\.cni\.cncf\.io\/|^ovn-admission\.io\/|^ovn$/;
 
 function identity(o: KubeObject): ObjectFacts {
   const name = o.metadata?.name ?? "";

@@ -35,6 +35,10 @@ export interface ClusterView {
   nodesWithPlane(plane: string): string[];
   /** Every plane some node declares. */
   planes(): string[];
+  /** Nodes that declare at least one plane. */
+  nodesWithPlanes(): NodeFacts[];
+  /** Pods that record the encap IP they use (`ovn-admission.io/encap-ip`). */
+  podsWithEncapIp(): PodFacts[];
   /** Nodes that use `ip` as an encap IP. */
   nodesWithEncapIp(ip: string): string[];
   pod(namespace: string, name: string): PodFacts | undefined;
@@ -160,6 +164,8 @@ export class ClusterState implements ClusterView {
       eip: (p) => one(p.annotations["ovn.kubernetes.io/eip"]),
       snat: (p) => one(p.annotations["ovn.kubernetes.io/snat"]),
       staticIp: staticIps,
+      // Pods that recorded their encap IP, by node.
+      encapNode: (p) => (p.annotations["ovn-admission.io/encap-ip"] && p.nodeName ? [p.nodeName] : []),
     }),
     Subnet: new Store<SubnetFacts>({ namespace: (s) => [...s.namespaces] }),
     Vpc: new Store<FactsByKind["Vpc"]>({}),
@@ -221,6 +227,16 @@ export class ClusterState implements ClusterView {
   }
   planes() {
     return this.stores.Node.values("plane").sort();
+  }
+  nodesWithPlanes() {
+    return [
+      ...new Set(
+        this.stores.Node.values("plane").flatMap((plane) => this.stores.Node.lookup("plane", plane)),
+      ),
+    ];
+  }
+  podsWithEncapIp() {
+    return this.stores.Pod.values("encapNode").flatMap((node) => this.stores.Pod.lookup("encapNode", node));
   }
   nodesWithEncapIp(ip: string) {
     return isIpAddress(ip) ? this.stores.Node.lookup("encapIp", canonicalIp(ip)).map((n) => n.name) : [];

@@ -156,6 +156,41 @@ export class EncapHandler {
     await (signal ? Promise.race([work, untilAborted(signal)]) : work);
   }
 
+  /**
+   * Makes every node's Open_vSwitch agree with the view again: each node's
+   * planes, each pod's recorded encap IP. Run once the view is synced (so a
+   * restart loses nothing admitted) and periodically; writes only what differs.
+   */
+  async resync(): Promise<{ nodes: number; interfaces: number; failed: string[] }> {
+    const failed: string[] = [];
+    const nodes = this.view.nodesWithPlanes();
+    for (const node of nodes) {
+      try {
+        await this.programNode({
+          node: node.name,
+          internalIP: node.internalIP,
+          planes: this.view.planesOf(node.name),
+        });
+      } catch (err) {
+        failed.push(`${node.name}: ${(err as Error).message}`);
+      }
+    }
+    const pods = this.view.podsWithEncapIp();
+    for (const pod of pods) {
+      const want = {
+        node: pod.nodeName,
+        ifaceId: `${pod.name}.${pod.namespace}`,
+        encapIp: pod.annotations["ovn-admission.io/encap-ip"] as string,
+      };
+      await this.programInterface(want).catch((err: Error) => failed.push(`${pod.key}: ${err.message}`));
+    }
+    this.log.info(
+      { event: "encap-resync", nodes: nodes.length, interfaces: pods.length, failed },
+      "node Open_vSwitch databases resynced from the view",
+    );
+    return { nodes: nodes.length, interfaces: pods.length, failed };
+  }
+
   close(): void {
     clearInterval(this.retry);
   }

@@ -91,6 +91,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     ),
   );
   let informers: Informers | undefined;
+  let resyncWhenSynced: Promise<void> | undefined;
   let view: ClusterView;
   if (parts.view) {
     view = parts.view;
@@ -99,6 +100,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     if (cluster) {
       informers = startInformers(cluster.kubeConfig, log);
       view = informers.state;
+      resyncWhenSynced = informers.synced;
       log.info(
         {
           event: "cluster-view-starting",
@@ -121,12 +123,21 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     log,
   );
   const encap = new EncapHandler(nodeDatabases, view, log);
+  // After a restart, what was admitted is put back; then every ten minutes, in case someone edited OVS by hand.
+  const resync = (): void =>
+    void encap
+      .resync()
+      .catch((err: Error) => log.warn({ event: "encap-resync-failed", error: err.message }, "resync failed"));
+  void resyncWhenSynced?.then(resync);
+  const resyncTimer = setInterval(resync, 600_000);
+  resyncTimer.unref();
   northbound.on("transaction", ({ database, seconds, ok }) =>
     metrics.ovsdbTransactionDuration.observe({ database, result: ok ? "ok" : "error" }, seconds),
   );
 
   const stopLocal = async (): Promise<void> => {
     informers?.stop();
+    clearInterval(resyncTimer);
     encap.close();
     nodeDatabases.close();
     northbound.close();

@@ -23,10 +23,10 @@ async function eventually(what: string, ok: () => Promise<boolean>, ms = 10_000)
   }
 }
 
-function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200) {
+function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200, view = ClusterState.of({})) {
   const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
   const databases = new NodeDatabases({ template: "tcp:{nodeIP}:6640", overrides, ssl: undefined }, log);
-  const handler = new EncapHandler(databases, ClusterState.of({}), log, retryMs);
+  const handler = new EncapHandler(databases, view, log, retryMs);
   t.teardown(() => {
     handler.close();
     databases.close();
@@ -181,4 +181,56 @@ t.test("an unreachable node database is retried until it answers", async (t) => 
   );
   await eventually("nothing pending", async () => handler.pending().length === 0);
   t.pass("applied once the database answered");
+});
+
+t.test("after a restart, a resync from the view puts back what was admitted", async (t) => {
+  const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
+  await vsctl(node, "add-br", "br-int");
+  // What the cluster holds: the node's planes, and a pod that recorded its encap IP at binding.
+  const view = ClusterState.of({
+    Node: [
+      {
+        metadata: {
+          name: "node1",
+          annotations: { "ovn.kubernetes.io/node_networks": '{"storage":"10.10.10.10"}' },
+        },
+        status: { addresses: [{ type: "InternalIP", address: "192.168.1.10" }] },
+      },
+      { metadata: { name: "node2" } },
+    ],
+    Pod: [
+      {
+        metadata: {
+          name: "storage-pod",
+          namespace: "storage-namespace",
+          annotations: { "ovn-admission.io/encap-ip": "10.10.10.10" },
+        },
+        spec: { nodeName: "node1" },
+      },
+      { metadata: { name: "web", namespace: "default" }, spec: { nodeName: "node1" } },
+    ],
+  });
+  const handler = handlerFor(t, [node], 200, view);
+  const result = await handler.resync();
+  t.same(result, { nodes: 1, interfaces: 1, failed: [] }, "node2 has no planes and is left alone");
+  t.equal(await externalId(node, "ovn-encap-ip"), '"192.168.1.10,10.10.10.10"');
+  await vsctl(
+    node,
+    "add-port",
+    "br-int",
+    "veth9",
+    "--",
+    "set",
+    "Interface",
+    "veth9",
+    "external_ids:iface-id=storage-pod.storage-namespace",
+  );
+  await eventually(
+    "the pod's interface gets its encap IP",
+    async () =>
+      (await vsctl(node, "--if-exists", "get", "Interface", "veth9", "external_ids:encap-ip").catch(
+        () => "",
+      )) === '"10.10.10.10"',
+  );
+  t.pass("interface programmed from the view");
 });
