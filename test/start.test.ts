@@ -4,6 +4,7 @@ import https from "node:https";
 import path from "node:path";
 import t from "tap";
 import { scratchDir } from "./harness/index.js";
+import { waitFor } from "./harness/wait.js";
 
 const entry = path.resolve("dist/bin/ovn-admission.js");
 
@@ -25,14 +26,6 @@ function startService(args: string[]) {
   return { child, lines, exited, stderr: () => stderr };
 }
 
-async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 t.before(() => {
   if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first (npm test does)`);
 });
@@ -50,7 +43,7 @@ t.test(
       "0",
     ]);
     t.teardown(() => service.child.kill("SIGKILL"));
-    await until("listening", () => service.lines.some((l) => l.event === "listening"));
+    await waitFor("listening", () => service.lines.some((l) => l.event === "listening"));
     const started = service.lines.find((l) => l.event === "local-northbound-started");
     t.match(started, { remote: `unix:${dir}/state/nb.sock`, dbFile: `${dir}/state/nb.db` });
     const listening = service.lines.find((l) => l.event === "listening") as {

@@ -5,10 +5,11 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import t from "tap";
-import { ApiException, CoreV1Api, CustomObjectsApi, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { nodesFor, type SimulatedNode } from "../harness/index.js";
 import { kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
+import { waitFor } from "../harness/wait.js";
 
 const NN = "ovn.kubernetes.io/node_networks";
 
@@ -24,16 +25,6 @@ const encapIps = async (node: SimulatedNode): Promise<string> =>
       "external_ids:ovn-encap-ip",
     ])
   ).stdout.trim();
-
-async function eventually<T>(what: string, attempt: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await attempt().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function apiMessage(err: unknown): string {
   if (!(err instanceof ApiException)) throw err;
@@ -62,10 +53,9 @@ t.test(
     ]);
     await kube.registerWebhooks(s.service.url, s.service.caFile as string);
     const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-    const custom = kube.kubeConfig.makeApiClient(CustomObjectsApi);
 
     // Webhook configurations are noticed about a second after creation: a node with a bad annotation tells when ours answer.
-    const badMessage = await eventually("our node webhook to answer", async () => {
+    const badMessage = await waitFor("our node webhook to answer", async () => {
       try {
         await core.createNode({
           body: nodeBody("probe", "192.168.1.9", { Storage: "10.10.10.9" }),
@@ -104,20 +94,13 @@ t.test(
     );
 
     // A Subnet naming an unknown plane is denied, listing the planes that exist (once the view has the nodes).
-    const unknownPlane = await eventually("the view to know the planes", async () => {
+    const unknownPlane = await waitFor("the view to know the planes", async () => {
       try {
-        await custom.createClusterCustomObject({
-          group: "kubeovn.io",
-          version: "v1",
-          plural: "subnets",
-          body: {
-            apiVersion: "kubeovn.io/v1",
-            kind: "Subnet",
-            metadata: { name: "fast-net" },
-            spec: { cidrBlock: "10.99.0.0/16", nodeNetwork: "fast" },
-          },
-          dryRun: "All",
-        });
+        await kube.createSubnet(
+          "fast-net",
+          { cidrBlock: "10.99.0.0/16", nodeNetwork: "fast" },
+          { dryRun: true },
+        );
         return undefined;
       } catch (err) {
         const message = apiMessage(err);
@@ -130,22 +113,12 @@ t.test(
     );
 
     await core.createNamespace({ body: { metadata: { name: "storage-namespace" } } });
-    await custom.createClusterCustomObject({
-      group: "kubeovn.io",
-      version: "v1",
-      plural: "subnets",
-      body: {
-        apiVersion: "kubeovn.io/v1",
-        kind: "Subnet",
-        metadata: { name: "storage-net" },
-        spec: {
-          protocol: "IPv4",
-          cidrBlock: "10.200.0.0/16",
-          gateway: "10.200.0.1",
-          nodeNetwork: "storage",
-          namespaces: ["storage-namespace"],
-        },
-      },
+    await kube.createSubnet("storage-net", {
+      protocol: "IPv4",
+      cidrBlock: "10.200.0.0/16",
+      gateway: "10.200.0.1",
+      nodeNetwork: "storage",
+      namespaces: ["storage-namespace"],
     });
 
     // A pod of the plane subnet comes back with the affinity (once the view has the subnet).
@@ -153,7 +126,7 @@ t.test(
       metadata: { name },
       spec: { containers: [{ name: "app", image: "docker.io/library/nginx:alpine" }] },
     });
-    const placed = await eventually("a pod with the plane affinity", async () => {
+    const placed = await waitFor("a pod with the plane affinity", async () => {
       const p = await core.createNamespacedPod({
         namespace: "storage-namespace",
         body: pod(`storage-pod-${Date.now()}`),
@@ -174,7 +147,7 @@ t.test(
         name: "storage-pod",
         body: { metadata: { name: "storage-pod" }, target: { apiVersion: "v1", kind: "Node", name: node } },
       });
-    const refused = await eventually("the view to have the pod", async () => {
+    const refused = await waitFor("the view to have the pod", async () => {
       try {
         await bind("node-2");
         throw new Error("bound to node-2");
@@ -201,7 +174,7 @@ t.test(
     const without = await core.readNode({ name: "node-1" });
     without.metadata!.annotations![NN] = JSON.stringify({ app: "172.16.0.1" });
     // dryRun until the view has seen the binding (it changes nothing), then for real.
-    const removal = await eventually("the view to see the bound pod", async () => {
+    const removal = await waitFor("the view to see the bound pod", async () => {
       try {
         await core.replaceNode({ name: "node-1", body: without, dryRun: "All" });
         return undefined;

@@ -5,13 +5,14 @@
  */
 import { readFileSync } from "node:fs";
 import t from "tap";
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { parseAllDocuments } from "yaml";
 import { startInformers } from "../../cluster/informers.js";
 import { Reflector } from "../../cluster/reflector.js";
 import { ClusterState } from "../../cluster/view.js";
 import { kubeFor, type KubeApi } from "../harness/kube.js";
+import { waitFor } from "../harness/wait.js";
 
 const log = pino({ level: "silent" });
 const USER = "ovn-admission-e2e";
@@ -31,14 +32,6 @@ async function rbacLimitedKubeConfig(kube: KubeApi): Promise<KubeConfig> {
   return config;
 }
 
-async function eventually(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const pod = (name: string, annotations: Record<string, string>, nodeName = "node-1") => ({
   metadata: { name, annotations },
   spec: { nodeName, containers: [{ name: "c", image: "registry.example.com/app:1" }] },
@@ -49,7 +42,6 @@ t.test(
   async (t) => {
     const kube = await kubeFor(t);
     const admin = kube.kubeConfig.makeApiClient(CoreV1Api);
-    const custom = kube.kubeConfig.makeApiClient(CustomObjectsApi);
     await admin.createNamespace({
       body: { metadata: { name: "shop", labels: { "ovn-admission.io/policy": "warn" } } },
     });
@@ -66,16 +58,10 @@ t.test(
       namespace: "shop",
       body: pod("web-0", { "ovn.kubernetes.io/eip": "172.56.0.10" }),
     });
-    await custom.createClusterCustomObject({
-      group: "kubeovn.io",
-      version: "v1",
-      plural: "subnets",
-      body: {
-        apiVersion: "kubeovn.io/v1",
-        kind: "Subnet",
-        metadata: { name: "storage" },
-        spec: { cidrBlock: "10.66.0.0/16", nodeNetwork: "storage", namespaces: ["shop"] },
-      },
+    await kube.createSubnet("storage", {
+      cidrBlock: "10.66.0.0/16",
+      nodeNetwork: "storage",
+      namespaces: ["shop"],
     });
     await admin.createNamespacedConfigMap({
       namespace: "kube-system",
@@ -111,10 +97,10 @@ t.test(
     const current = await admin.readNamespacedPod({ namespace: "shop", name: "web-0" });
     current.metadata!.annotations!["ovn.kubernetes.io/eip"] = "172.56.0.11";
     await admin.replaceNamespacedPod({ namespace: "shop", name: "web-0", body: current });
-    await eventually("EIP moved in the view", () => view.podsWithEip("172.56.0.11").length === 1);
+    await waitFor("EIP moved in the view", () => view.podsWithEip("172.56.0.11").length === 1);
     t.same(view.podsWithEip("172.56.0.10"), [], "the old EIP is free in the view");
     await admin.deleteNamespacedPod({ namespace: "shop", name: "web-0", gracePeriodSeconds: 0 });
-    await eventually("pod gone", () => view.pod("shop", "web-0") === undefined);
+    await waitFor("pod gone", () => view.pod("shop", "web-0") === undefined);
 
     // Every watch is cut; the view notices nothing lost once the API server is back.
     await kube.restartApiServer();
@@ -122,7 +108,7 @@ t.test(
       namespace: "shop",
       body: pod("web-1", { "ovn.kubernetes.io/snat": "172.56.0.20" }),
     });
-    await eventually(
+    await waitFor(
       "pod created after the restart",
       () => view.podsWithSnat("172.56.0.20").length === 1,
       30_000,
@@ -149,8 +135,8 @@ t.test("a compacted resourceVersion gives 410 Gone and the view lists again", as
   const second = new Reflector(kube.kubeConfig, { kind: "Pod", path: "/api/v1/pods" }, state, log);
   t.teardown(() => second.stop());
   second.resumeFrom(seen);
-  await eventually("relist after 410", () => second.lists === 1, 15_000);
-  await eventually("view has the pods", () => state.sizes().Pod === 4);
+  await waitFor("relist after 410", () => second.lists === 1, 15_000);
+  await waitFor("view has the pods", () => state.sizes().Pod === 4);
   t.same(
     ["p-1", "p-2", "p-3", "p-4"].map((n) => state.pod("shop", n)?.name),
     ["p-1", "p-2", "p-3", "p-4"],

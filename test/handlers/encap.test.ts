@@ -6,6 +6,7 @@ import t, { type Test } from "tap";
 import { ClusterState } from "../../cluster/view.js";
 import { EncapHandler, NodeDatabases, planEncapIps } from "../../handlers/encap.js";
 import { nodesFor, type SimulatedNode } from "../harness/index.js";
+import { waitFor } from "../harness/wait.js";
 
 const vsctl = async (node: SimulatedNode, ...args: string[]): Promise<string> =>
   (
@@ -14,14 +15,6 @@ const vsctl = async (node: SimulatedNode, ...args: string[]): Promise<string> =>
 const externalId = (node: SimulatedNode, key: string) =>
   vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", `external_ids:${key}`);
 const log = pino({ level: "silent" });
-
-async function eventually(what: string, ok: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200, view = ClusterState.of({})) {
   const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
@@ -132,10 +125,7 @@ t.test(
       "veth1",
       "external_ids:iface-id=storage-pod.storage-namespace",
     );
-    await eventually(
-      "encap-ip on the new interface",
-      async () => (await encapOf("veth1")) === '"10.10.10.10"',
-    );
+    await waitFor("encap-ip on the new interface", async () => (await encapOf("veth1")) === '"10.10.10.10"');
     t.pass("set when the interface appeared");
     t.equal(await encapOf("other"), "", "an interface of a pod without a plane is left alone");
 
@@ -151,7 +141,7 @@ t.test(
       "veth2",
       "external_ids:iface-id=storage-pod.storage-namespace",
     );
-    await eventually(
+    await waitFor(
       "encap-ip on the recreated interface",
       async () => (await encapOf("veth2")) === '"10.10.10.10"',
     );
@@ -159,7 +149,7 @@ t.test(
 
     // Someone clears it: it is put back.
     await vsctl(node, "remove", "Interface", "veth2", "external_ids", "encap-ip");
-    await eventually("encap-ip restored", async () => (await encapOf("veth2")) === '"10.10.10.10"');
+    await waitFor("encap-ip restored", async () => (await encapOf("veth2")) === '"10.10.10.10"');
     t.pass("kept right");
   },
 );
@@ -174,12 +164,12 @@ t.test("an unreachable node database is retried until it answers", async (t) => 
   );
   t.same(handler.pending(), ["node1"]);
   await node.ovs.start();
-  await eventually(
+  await waitFor(
     "applied by the retry",
     async () => (await externalId(node, "ovn-encap-ip")) === '"192.168.1.10,10.10.10.10"',
     20_000,
   );
-  await eventually("nothing pending", async () => handler.pending().length === 0);
+  await waitFor("nothing pending", async () => handler.pending().length === 0);
   t.pass("applied once the database answered");
 });
 
@@ -225,7 +215,7 @@ t.test("after a restart, a resync from the view puts back what was admitted", as
     "veth9",
     "external_ids:iface-id=storage-pod.storage-namespace",
   );
-  await eventually(
+  await waitFor(
     "the pod's interface gets its encap IP",
     async () =>
       (await vsctl(node, "--if-exists", "get", "Interface", "veth9", "external_ids:encap-ip").catch(

@@ -11,11 +11,17 @@ import http from "node:http";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
-import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import {
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
 import type { Test } from "tap";
 import { parseAllDocuments } from "yaml";
 import { freePort, scratchDir } from "ovsdb-sandbox";
 import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
+import { waitFor } from "./wait.js";
 
 /** Where the e2e binaries are, or why there are none. */
 export function kubeAssets(): { dir: string } | { missing: string } {
@@ -46,6 +52,8 @@ export interface KubeApi {
   kubeconfigFile: string;
   objects: KubernetesObjectApi;
   url: string;
+  /** Creates a Kube-OVN Subnet (kubeovn.io/v1) as the admin. */
+  createSubnet(name: string, spec: Record<string, unknown>, options?: { dryRun?: boolean }): Promise<unknown>;
   /** A kubeconfig file for a user with a client certificate (RBAC decides what it may do). */
   userKubeconfig(user: string): Promise<string>;
   /** Stops and starts kube-apiserver (etcd keeps the data): every watch is lost. */
@@ -85,14 +93,6 @@ async function terminate(process_: { child: ChildProcess; exited: Promise<void> 
   const timer = setTimeout(() => process_.child.kill("SIGKILL"), 1000);
   await process_.exited;
   clearTimeout(timer);
-}
-
-async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 function yamlObjects(file: string): KubernetesObject[] {
@@ -193,7 +193,7 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
   const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
 
   const ready = () =>
-    until(
+    waitFor(
       "kube-apiserver /readyz",
       async () => {
         const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
@@ -206,7 +206,7 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
   for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
     for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);
   }
-  await until(
+  await waitFor(
     "CRDs established",
     async () => {
       for (const name of [
@@ -246,6 +246,15 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
         }
         await objects.create(spec);
       }
+    },
+    createSubnet(name, spec, options = {}) {
+      return kubeConfig.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+        group: "kubeovn.io",
+        version: "v1",
+        plural: "subnets",
+        body: { apiVersion: "kubeovn.io/v1", kind: "Subnet", metadata: { name }, spec },
+        ...(options.dryRun ? { dryRun: "All" } : {}),
+      });
     },
     async userKubeconfig(user: string) {
       const cert = await issueCertificate(pki, `user-${user}`, ca, {
