@@ -7,6 +7,7 @@
  */
 import type { KubeObject } from "../webhooks/envelope.js";
 import { readNodeNetworks } from "../webhooks/planes.js";
+import { parseNetworks } from "../webhooks/attachments.js";
 import { canonicalIp, isIpAddress } from "../webhooks/addresses.js";
 import {
   trim,
@@ -20,13 +21,15 @@ import {
   type SubnetFacts,
 } from "./facts.js";
 
-export type { NamespaceFacts, NodeFacts, PodFacts, SubnetFacts, NadFacts, ConfigMapFacts };
+export type { NamespaceFacts, NodeFacts, PodFacts, SubnetFacts, NadFacts, ConfigMapFacts, Kind };
 
 export const GATEWAY_CONFIGMAP = "kube-system/ovn-external-gw-config";
 
 export interface ClusterView {
   /** True once every source has been listed at least once. */
   readonly synced: boolean;
+  /** True when objects of `kind` were listed (or given): only then does "not found" mean "does not exist". */
+  knows(kind: Kind): boolean;
   namespace(name: string): NamespaceFacts | undefined;
   node(name: string): NodeFacts | undefined;
   /** The node's planes: `ovn.kubernetes.io/node_networks` as parsed (empty when absent or malformed). */
@@ -134,16 +137,12 @@ function staticIps(pod: PodFacts): string[] {
     }
   }
   const networks = pod.annotations["k8s.v1.cni.cncf.io/networks"];
-  if (networks?.trim().startsWith("[")) {
-    try {
-      for (const attachment of JSON.parse(networks) as Array<{ ips?: unknown }>) {
-        if (Array.isArray(attachment.ips)) {
-          for (const ip of attachment.ips) if (typeof ip === "string") ips.push(ip.replace(/\/\d+$/, ""));
-        }
-      }
-    } catch {
-      // a malformed networks annotation holds no addresses; the pod rule reports it
-    }
+  if (networks) {
+    // A malformed annotation holds no addresses; the pod rule reports it.
+    const parsed = parseNetworks(networks, pod.namespace);
+    if (parsed.ok)
+      for (const attachment of parsed.value)
+        ips.push(...(attachment.ips ?? []).map((ip) => ip.replace(/\/\d+$/, "")));
   }
   return ips;
 }
@@ -175,6 +174,7 @@ export class ClusterState implements ClusterView {
   } satisfies { [K in Kind]: Store<FactsByKind[K]> };
 
   private readonly unsynced: Set<Kind>;
+  private readonly listed = new Set<Kind>();
 
   /** `waitFor`: kinds that must be listed before the view reports synced. */
   constructor(waitFor: Kind[] = []) {
@@ -184,9 +184,8 @@ export class ClusterState implements ClusterView {
   /** A synced view of plain objects. */
   static of(objects: Partial<Record<Kind, KubeObject[]>>): ClusterState {
     const state = new ClusterState();
-    for (const [kind, list] of Object.entries(objects) as Array<[Kind, KubeObject[]]>) {
-      for (const o of list) state.apply(kind, "ADDED", o);
-    }
+    for (const [kind, list] of Object.entries(objects) as Array<[Kind, KubeObject[]]>)
+      state.replace(kind, list);
     return state;
   }
 
@@ -211,8 +210,12 @@ export class ClusterState implements ClusterView {
     const store = this.stores[kind] as Store<ObjectFactsOf<typeof kind>>;
     store.replace(objects.map((o) => trim[kind](o)));
     this.unsynced.delete(kind);
+    this.listed.add(kind);
   }
 
+  knows(kind: Kind) {
+    return this.listed.has(kind);
+  }
   namespace(name: string) {
     return this.stores.Namespace.objects.get(name);
   }

@@ -7,6 +7,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRemotes } from "ovsdb-client";
 import type { FailureMode } from "../webhooks/admit.js";
+import type { RuleSettings } from "../webhooks/rules.js";
 
 export interface Config {
   host: string;
@@ -24,6 +25,8 @@ export interface Config {
   policyLabel: string;
   maxRateMbps: number;
   defaultSubnet: string;
+  cniPlugins: string[];
+  sharedAttachmentNamespaces: string[];
   /** How to reach a node's Open_vSwitch database; {nodeIP} and {nodeName} are filled in. */
   nodeOvsdbTemplate: string;
   /** Per-node remotes that replace the template. */
@@ -207,6 +210,31 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     fallback: () => "ovn-default",
     parse: text,
   },
+  cniPlugins: {
+    key: "cniPlugins",
+    flag: "cni-plugins",
+    env: "OVN_ADMISSION_CNI_PLUGINS",
+    describe: "CNI and IPAM plugins a NetworkAttachmentDefinition may use, comma-separated",
+    fallback: () => "kube-ovn,ipvlan,macvlan,bridge,portmap,sbr,tuning,host-local,static,whereabouts",
+    parse: (t) =>
+      t
+        .split(",")
+        .map((p) => p.trim())
+        .filter(Boolean),
+  },
+  sharedAttachmentNamespaces: {
+    key: "sharedAttachmentNamespaces",
+    flag: "shared-attachment-namespaces",
+    env: "OVN_ADMISSION_SHARED_ATTACHMENT_NAMESPACES",
+    describe:
+      "namespaces whose NetworkAttachmentDefinitions pods of every namespace may use (also: label ovn-admission.io/shared-attachments=true on the Namespace)",
+    fallback: () => "",
+    parse: (t) =>
+      t
+        .split(",")
+        .map((p) => p.trim())
+        .filter(Boolean),
+  },
   nodeOvsdbTemplate: {
     key: "nodeOvsdbTemplate",
     flag: "node-ovsdb-remote",
@@ -366,4 +394,21 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     );
   }
   return done;
+}
+
+/** What the rules read of the configuration. */
+export function ruleSettings(config: Config): RuleSettings {
+  return {
+    maxRateMbps: config.maxRateMbps,
+    defaultSubnet: config.defaultSubnet,
+    cniPlugins: config.cniPlugins,
+    sharedAttachmentNamespaces: config.sharedAttachmentNamespaces,
+  };
+}
+
+/** The configuration with every default (tests, tools). */
+export function defaultConfig(): Config {
+  const config = loadConfig([], {});
+  if (config === "help") throw new ConfigError("unexpected --help");
+  return config;
 }

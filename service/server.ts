@@ -15,7 +15,7 @@ import { EncapHandler, NodeDatabases } from "../handlers/encap.js";
 import { IntentHandlers } from "../handlers/intents.js";
 import { buildApp } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
-import type { Config } from "./config.js";
+import { ruleSettings, type Config } from "./config.js";
 import {
   ensureDevCertificates,
   readServingCertificate,
@@ -156,7 +156,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     view,
     routes: parts.routes ?? ROUTES,
     handlers: parts.handlers ?? new IntentHandlers({ ...encap.intents }),
-    settings: { maxRateMbps: config.maxRateMbps, defaultSubnet: config.defaultSubnet },
+    settings: ruleSettings(config),
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,
     failureModes: { mutate: config.mutateFailureMode, validate: config.validateFailureMode },

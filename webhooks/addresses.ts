@@ -10,3 +10,38 @@ export function isIpAddress(text: string): boolean {
 export function canonicalIp(text: string): string {
   return ipaddr.parse(text).toNormalizedString();
 }
+
+/** True for a network in CIDR notation (address/prefix), IPv4 or IPv6. */
+export function isCidr(text: string): boolean {
+  try {
+    ipaddr.parseCIDR(text);
+    return text.includes("/");
+  } catch {
+    return false;
+  }
+}
+
+/** True when `ip` (an address, or address/prefix whose address is used) lies inside `cidr`. */
+export function cidrContains(cidr: string, ip: string): boolean {
+  try {
+    const [network, prefix] = ipaddr.parseCIDR(cidr);
+    const address = ipaddr.parse(ip.replace(/\/\d+$/, ""));
+    return address.kind() === network.kind() && address.match([network, prefix] as [typeof address, number]);
+  } catch {
+    return false;
+  }
+}
+
+/** True when two CIDRs share an address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  return (
+    cidrContains(a, a.split("/")[0] as string) &&
+    (cidrContains(a, b.split("/")[0] as string) || cidrContains(b, a.split("/")[0] as string))
+  );
+}
+
+/** A unicast MAC address in colon form (the lowest bit of the first byte is 0). */
+export function isUnicastMac(text: string): boolean {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) return false;
+  return (parseInt(text.slice(0, 2), 16) & 1) === 0;
+}

@@ -7,6 +7,7 @@
  */
 import type { ClusterView } from "../cluster/view.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
+import { interfaceNameProblem } from "./attachments.js";
 import type { AdmissionRequest, KubeObject } from "./envelope.js";
 import { buildPatch, editable } from "./patch.js";
 import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "./planes.js";
@@ -14,8 +15,6 @@ import type { RuleSettings } from "./rules.js";
 import { subnetOfPod } from "./subnets.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
 
-/** Linux's IFNAMSIZ less the terminating NUL. */
-const MAX_INTERFACE_NAME = 15;
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
 
 function nodeName(request: AdmissionRequest): string {
@@ -29,9 +28,8 @@ function checkTunnelInterfaces(value: string): string | undefined {
     if (entry === "")
       return `${field}: expected comma-separated interface names or regular expressions, found an empty entry in ${JSON.stringify(value)}`;
     if (LITERAL_INTERFACE.test(entry)) {
-      if (entry.length > MAX_INTERFACE_NAME) {
-        return `${field}: interface name ${JSON.stringify(entry)} is ${entry.length} characters; Linux allows at most ${MAX_INTERFACE_NAME}`;
-      }
+      const problem = interfaceNameProblem(entry);
+      if (problem) return `${field}: ${problem}`;
       continue;
     }
     try {

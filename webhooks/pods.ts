@@ -8,6 +8,9 @@ import type { ClusterView } from "../cluster/view.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
 import type { AdmissionRequest, KubeObject } from "./envelope.js";
 import { ENCAP_IP_ANNOTATION, planeLabel } from "./planes.js";
+import { cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
+import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
+import { NAD_NODE_SELECTOR } from "./nads.js";
 import { subnetOfPod } from "./subnets.js";
 import { buildPatch, editable } from "./patch.js";
 import type { RuleSettings } from "./rules.js";
@@ -65,6 +68,89 @@ function requirePlane(affinity: V1Affinity | undefined, plane: string): V1Affini
 /** `ovn.kubernetes.io/ingress_rate` and the per-attachment `<provider>.ovn.kubernetes.io/ingress_rate` forms. */
 const RATE_KEY = /^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.)?ovn\.kubernetes\.io\/(ingress|egress)_rate$/;
 
+const SHARED_ATTACHMENTS_LABEL = "ovn-admission.io/shared-attachments";
+
+function isShared(namespace: string, view: ClusterView, settings: RuleSettings): boolean {
+  return (
+    settings.sharedAttachmentNamespaces.includes(namespace) ||
+    view.namespace(namespace)?.labels[SHARED_ATTACHMENTS_LABEL] === "true"
+  );
+}
+
+/** The network a static address of an attachment must lie in: its Kube-OVN subnet's CIDR (by provider). */
+function attachmentNetwork(
+  attachment: Attachment,
+  view: ClusterView,
+): { cidr: string; from: string } | undefined {
+  const nad = view.nad(attachment.namespace, attachment.name);
+  const subnet = nad?.provider
+    ? view.subnets().find((s) => s.provider === nad.provider && s.cidrBlock)
+    : undefined;
+  return subnet ? { cidr: subnet.cidrBlock, from: `subnet ${subnet.name}` } : undefined;
+}
+
+/** Checks `k8s.v1.cni.cncf.io/networks`; returns the denial, if any. */
+function checkAttachments(
+  request: AdmissionRequest,
+  view: ClusterView,
+  settings: RuleSettings,
+): Verdict | undefined {
+  const text = annotationsOf(request.object)[ANNOTATION.networks];
+  if (text === undefined) return undefined;
+  const field = annotationField(ANNOTATION.networks);
+  const parsed = parseNetworks(text, request.namespace);
+  if (!parsed.ok) return reject(`${field}: ${parsed.error}`);
+  const interfaces = new Map<string, number>();
+  const self = `${request.namespace}/${request.object?.metadata?.name ?? request.name}`;
+  for (const [n, attachment] of parsed.value.entries()) {
+    const at = `${field}: attachment ${n + 1} (${attachment.namespace}/${attachment.name})`;
+    // Without NADs in the view (no cluster) existence and isolation cannot be judged.
+    if (view.knows("NetworkAttachmentDefinition")) {
+      if (!view.nad(attachment.namespace, attachment.name)) {
+        return deny(
+          `${at}: NetworkAttachmentDefinition ${attachment.namespace}/${attachment.name} does not exist`,
+        );
+      }
+      if (attachment.namespace !== request.namespace && !isShared(attachment.namespace, view, settings)) {
+        const shared = settings.sharedAttachmentNamespaces;
+        return deny(
+          `${at}: pods of namespace ${request.namespace} may only use NetworkAttachmentDefinitions of their own namespace` +
+            (shared.length ? ` or of ${shared.join(", ")}` : "") +
+            ` (or of a namespace labelled ${SHARED_ATTACHMENTS_LABEL}=true)`,
+        );
+      }
+    }
+    if (attachment.interface !== undefined) {
+      if (attachment.interface === "eth0")
+        return deny(
+          `${at}: interface eth0 is the pod's primary interface; name the attachment's interface otherwise (e.g. net1)`,
+        );
+      const problem = interfaceNameProblem(attachment.interface);
+      if (problem) return reject(`${at}: ${problem}`);
+      const earlier = interfaces.get(attachment.interface);
+      if (earlier !== undefined)
+        return deny(`${at}: interface ${attachment.interface} is already used by attachment ${earlier}`);
+      interfaces.set(attachment.interface, n + 1);
+    }
+    for (const ip of attachment.ips ?? []) {
+      const address = ip.replace(/\/\d+$/, "");
+      if (!isIpAddress(address)) return reject(`${at}: ips: ${JSON.stringify(ip)} is not an IP address`);
+      const network = attachmentNetwork(attachment, view);
+      if (network && !cidrContains(network.cidr, address))
+        return deny(`${at}: ips: ${address} is outside ${network.from} (${network.cidr})`);
+      const holders = view.podsWithStaticIp(address).filter((p) => p.key !== self);
+      if (holders.length > 0)
+        return deny(`${at}: ips: ${address} is already held by pod ${holders.map((p) => p.key).join(", ")}`);
+    }
+    if (attachment.mac !== undefined && !isUnicastMac(attachment.mac)) {
+      return reject(
+        `${at}: mac: expected a unicast MAC address (e.g. "0a:58:0a:10:00:05"), found ${JSON.stringify(attachment.mac)}`,
+      );
+    }
+  }
+  return undefined;
+}
+
 export function validatePod(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const annotations = annotationsOf(request.object);
   for (const [key, value] of Object.entries(annotations)) {
@@ -80,6 +166,8 @@ export function validatePod(request: AdmissionRequest, view: ClusterView, settin
       );
     }
   }
+  const attachments = checkAttachments(request, view, settings);
+  if (attachments) return attachments;
   const nodeName = (request.object?.spec as { nodeName?: string } | undefined)?.nodeName;
   if (request.operation === "CREATE" && nodeName) {
     const plane = planeOf(request.namespace, request.object, view, settings);
@@ -91,7 +179,7 @@ export function validatePod(request: AdmissionRequest, view: ClusterView, settin
 
 export function mutatePod(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   if (!request.object) return allow();
-  if (request.operation === "CREATE") return placeOnPlane(request, view, settings);
+  if (request.operation === "CREATE") return mutateCreate(request, view, settings);
   if (request.operation !== "UPDATE") return allow();
   const now = annotationsOf(request.object);
   const before = annotationsOf(request.oldObject);
@@ -106,25 +194,72 @@ export function mutatePod(request: AdmissionRequest, view: ClusterView, settings
   });
 }
 
-/** A pod whose subnet names a plane may only be scheduled where the plane is; one already placed records its encap IP. */
-function placeOnPlane(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
+/** On CREATE: the node selectors its attachments ask for, and the plane its subnet uses. */
+function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const object = request.object as KubeObject;
-  const plane = planeOf(request.namespace, object, view, settings);
-  if (!plane) return allow();
   const pod = editable(object);
+  const clash = mergeAttachmentSelectors(request, pod, view);
+  if (clash) return clash;
+  const intents = placeOnPlane(request, pod, view, settings);
+  return allow({ patch: buildPatch(object, pod), intents });
+}
+
+/**
+ * Merges the node selector of every referenced NAD into spec.nodeSelector.
+ * Two NADs, or a NAD and the pod, asking for different values of one key is
+ * denied with both named, rather than letting the last one win.
+ */
+function mergeAttachmentSelectors(
+  request: AdmissionRequest,
+  pod: KubeObject,
+  view: ClusterView,
+): Verdict | undefined {
+  const text = annotationsOf(request.object)[ANNOTATION.networks];
+  if (text === undefined) return undefined;
+  const parsed = parseNetworks(text, request.namespace);
+  if (!parsed.ok) return undefined; // the validating webhook says what is wrong
+  const spec = (pod.spec ??= {}) as { nodeSelector?: Record<string, string> };
+  const selector: Record<string, string> = { ...(spec.nodeSelector ?? {}) };
+  const askedBy = new Map(Object.keys(selector).map((k) => [k, "the pod's spec.nodeSelector"]));
+  for (const attachment of parsed.value) {
+    const nad = view.nad(attachment.namespace, attachment.name);
+    const wanted = nad?.annotations[NAD_NODE_SELECTOR];
+    if (!nad || !wanted) continue;
+    const nadSelector = parseNodeSelector(wanted);
+    if (!nadSelector.ok) continue; // refused when the NAD was admitted
+    for (const [key, value] of Object.entries(nadSelector.value)) {
+      if (key in selector && selector[key] !== value) {
+        return deny(
+          `spec.nodeSelector: ${key}: ${askedBy.get(key)} asks for ${JSON.stringify(selector[key])} and NetworkAttachmentDefinition ${nad.key} for ${JSON.stringify(value)}; no node can satisfy both`,
+        );
+      }
+      selector[key] = value;
+      if (!askedBy.has(key)) askedBy.set(key, `NetworkAttachmentDefinition ${nad.key}`);
+    }
+  }
+  if (Object.keys(selector).length > 0) spec.nodeSelector = selector;
+  return undefined;
+}
+
+/** A pod whose subnet names a plane may only be scheduled where the plane is; one already placed records its encap IP. */
+function placeOnPlane(
+  request: AdmissionRequest,
+  pod: KubeObject,
+  view: ClusterView,
+  settings: RuleSettings,
+): Intent[] {
+  const plane = planeOf(request.namespace, request.object, view, settings);
+  if (!plane) return [];
   const spec = (pod.spec ??= {}) as { affinity?: V1Affinity; nodeName?: string };
   spec.affinity = requirePlane(spec.affinity, plane.plane);
-  const intents: Intent[] = [];
   const encapIp = spec.nodeName ? view.planesOf(spec.nodeName)[plane.plane] : undefined;
-  const name = object.metadata?.name;
-  if (spec.nodeName && encapIp && name) {
-    pod.metadata = {
-      ...pod.metadata,
-      annotations: { ...pod.metadata?.annotations, [ENCAP_IP_ANNOTATION]: encapIp },
-    };
-    intents.push(interfaceIntent(spec.nodeName, request.namespace, name, encapIp));
-  }
-  return allow({ patch: buildPatch(object, pod), intents });
+  const name = pod.metadata?.name;
+  if (!spec.nodeName || !encapIp || !name) return [];
+  pod.metadata = {
+    ...pod.metadata,
+    annotations: { ...pod.metadata?.annotations, [ENCAP_IP_ANNOTATION]: encapIp },
+  };
+  return [interfaceIntent(spec.nodeName, request.namespace, name, encapIp)];
 }
 
 /**

@@ -7,6 +7,7 @@ import type { AdmissionOperation, AdmissionRequest } from "./envelope.js";
 import { mutateNode, validateNode } from "./nodes.js";
 import { mutatePod, mutatePodBinding, validatePod } from "./pods.js";
 import { validateSubnet } from "./subnets.js";
+import { validateNad } from "./nads.js";
 import type { Verdict } from "./verdict.js";
 
 export type Webhook = "mutate" | "validate";
@@ -17,6 +18,10 @@ export interface RuleSettings {
   maxRateMbps: number;
   /** The subnet of pods that name none and whose namespace no subnet claims. */
   defaultSubnet: string;
+  /** CNI plugins (and IPAM plugins) a NetworkAttachmentDefinition may use. */
+  cniPlugins: readonly string[];
+  /** Namespaces whose NetworkAttachmentDefinitions pods of any namespace may use. */
+  sharedAttachmentNamespaces: readonly string[];
 }
 
 export type Rule = (request: AdmissionRequest, view: ClusterView, settings: RuleSettings) => Verdict;
@@ -57,6 +62,14 @@ export const ROUTES: readonly Route[] = [
   route("mutate", "", "nodes", "", ["CREATE", "UPDATE"], mutateNode),
   route("validate", "", "nodes", "", ["CREATE", "UPDATE"], validateNode),
   route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE"], validateSubnet),
+  route(
+    "validate",
+    "k8s.cni.cncf.io",
+    "network-attachment-definitions",
+    "",
+    ["CREATE", "UPDATE"],
+    validateNad,
+  ),
 ];
 
 export function routeFor(

@@ -3,10 +3,10 @@ import t from "tap";
 import { ClusterState } from "../../cluster/view.js";
 import { parseReview } from "../../webhooks/envelope.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
-import { podReview, podUpdate } from "../fixtures/index.js";
+import { podReview, podUpdate, settingsWith } from "../fixtures/index.js";
 
 const view = ClusterState.of({});
-const settings = { maxRateMbps: 10_000, defaultSubnet: "ovn-default" };
+const settings = settingsWith({ maxRateMbps: 10_000 });
 
 t.test("QoS rates: whole Mbit/s within the bound, for the pod and for each attachment", async (t) => {
   t.same(

@@ -1,0 +1,149 @@
+/**
+ * Rules for NetworkAttachmentDefinitions (k8s.cni.cncf.io/v1): the CNI config
+ * parses, every plugin is allowed, kube-ovn, ipvlan and macvlan have what they
+ * need, IPAM ranges are networks, and the node selector annotation is labels.
+ */
+import type { ClusterView } from "../cluster/view.js";
+import { cidrContains, isCidr, isIpAddress } from "./addresses.js";
+import { annotationField, annotationsOf } from "./annotations.js";
+import { interfaceNameProblem, parseNodeSelector } from "./attachments.js";
+import type { AdmissionRequest } from "./envelope.js";
+import type { RuleSettings } from "./rules.js";
+import { allow, deny, reject, type Verdict } from "./verdict.js";
+
+export const NAD_NODE_SELECTOR = "k8s.v1.cni.cncf.io/nodeSelector";
+
+const MODES: Record<string, readonly string[]> = {
+  ipvlan: ["l2", "l3", "l3s"],
+  macvlan: ["bridge", "private", "vepa", "passthru"],
+};
+
+type Plugin = Record<string, unknown> & { type?: unknown };
+
+/** The plugins of a config: its `plugins` chain, or the config itself. */
+function pluginsOf(config: Record<string, unknown>): Plugin[] {
+  return Array.isArray(config.plugins) ? (config.plugins as Plugin[]) : [config as Plugin];
+}
+
+function checkIpam(ipam: unknown, where: string): string | undefined {
+  if (ipam === undefined) return undefined;
+  if (typeof ipam !== "object" || ipam === null)
+    return `${where}.ipam: expected an object, found ${JSON.stringify(ipam)}`;
+  const i = ipam as Record<string, unknown>;
+  const ranges: Array<{ at: string; subnet: unknown; gateway?: unknown }> = [];
+  if (i.range !== undefined) ranges.push({ at: `${where}.ipam.range`, subnet: i.range, gateway: i.gateway });
+  if (i.subnet !== undefined)
+    ranges.push({ at: `${where}.ipam.subnet`, subnet: i.subnet, gateway: i.gateway });
+  if (Array.isArray(i.ranges)) {
+    for (const [a, set] of (i.ranges as unknown[]).entries()) {
+      for (const [b, r] of (Array.isArray(set) ? set : [set]).entries()) {
+        const range = (r ?? {}) as Record<string, unknown>;
+        ranges.push({
+          at: `${where}.ipam.ranges[${a}][${b}].subnet`,
+          subnet: range.subnet,
+          gateway: range.gateway,
+        });
+      }
+    }
+  }
+  for (const r of ranges) {
+    if (typeof r.subnet !== "string" || !isCidr(r.subnet))
+      return `${r.at}: expected a network in CIDR notation (e.g. "172.16.0.0/24"), found ${JSON.stringify(r.subnet)}`;
+    if (
+      r.gateway !== undefined &&
+      (typeof r.gateway !== "string" || !isIpAddress(r.gateway) || !cidrContains(r.subnet, r.gateway))
+    ) {
+      return `${r.at}: gateway ${JSON.stringify(r.gateway)} must be an address inside ${r.subnet}`;
+    }
+  }
+  if (Array.isArray(i.routes)) {
+    for (const [n, route] of (i.routes as Array<{ dst?: unknown }>).entries()) {
+      if (typeof route?.dst !== "string" || !isCidr(route.dst))
+        return `${where}.ipam.routes[${n}].dst: expected a network in CIDR notation, found ${JSON.stringify(route?.dst)}`;
+    }
+  }
+  if (Array.isArray(i.addresses)) {
+    for (const [n, a] of (i.addresses as Array<{ address?: unknown }>).entries()) {
+      if (typeof a?.address !== "string" || !isCidr(a.address))
+        return `${where}.ipam.addresses[${n}].address: expected address/prefix, found ${JSON.stringify(a?.address)}`;
+    }
+  }
+  return undefined;
+}
+
+export function validateNad(request: AdmissionRequest, _view: ClusterView, settings: RuleSettings): Verdict {
+  if (request.operation === "DELETE") return allow();
+  const nad = request.object;
+  const name = nad?.metadata?.name ?? request.name;
+  const namespace = nad?.metadata?.namespace ?? request.namespace;
+  const selector = annotationsOf(nad)[NAD_NODE_SELECTOR];
+  if (selector !== undefined) {
+    const parsed = parseNodeSelector(selector);
+    if (!parsed.ok) return reject(`${annotationField(NAD_NODE_SELECTOR)}: ${parsed.error}`);
+  }
+  const text = (nad?.spec as { config?: unknown } | undefined)?.config;
+  if (text === undefined || text === "") return allow(); // a NAD without config names a CNI config file on the node
+  if (typeof text !== "string")
+    return reject(`spec.config: expected a JSON string, found ${JSON.stringify(text)}`);
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    return reject(`spec.config: expected JSON, but it does not parse: ${(err as Error).message}`);
+  }
+  if (typeof config !== "object" || config === null || Array.isArray(config))
+    return reject('spec.config: expected a JSON object (one plugin, or a "plugins" chain)');
+  const plugins = pluginsOf(config as Record<string, unknown>);
+  if (plugins.length === 0) return reject("spec.config.plugins: expected at least one plugin");
+  for (const [n, plugin] of plugins.entries()) {
+    const where = Array.isArray((config as { plugins?: unknown }).plugins)
+      ? `spec.config.plugins[${n}]`
+      : "spec.config";
+    if (typeof plugin?.type !== "string")
+      return reject(`${where}.type: expected a plugin name, found ${JSON.stringify(plugin?.type)}`);
+    if (!settings.cniPlugins.includes(plugin.type)) {
+      return deny(
+        `${where}.type: plugin ${JSON.stringify(plugin.type)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
+      );
+    }
+    const ipamType = (plugin.ipam as { type?: unknown } | undefined)?.type;
+    if (ipamType !== undefined && (typeof ipamType !== "string" || !settings.cniPlugins.includes(ipamType))) {
+      return deny(
+        `${where}.ipam.type: IPAM plugin ${JSON.stringify(ipamType)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
+      );
+    }
+    if (plugin.type === "kube-ovn") {
+      const expected = `${name}.${namespace}.ovn`;
+      if (
+        typeof plugin.provider !== "string" ||
+        (plugin.provider !== expected && !plugin.provider.startsWith(`${expected}.`))
+      ) {
+        return reject(
+          `${where}.provider: expected ${JSON.stringify(expected)} (<nad-name>.<nad-namespace>.ovn), found ${JSON.stringify(plugin.provider)}`,
+        );
+      }
+      if (typeof plugin.server_socket !== "string" || !plugin.server_socket.startsWith("/")) {
+        return reject(
+          `${where}.server_socket: expected an absolute path (e.g. "/run/openvswitch/kube-ovn-daemon.sock"), found ${JSON.stringify(plugin.server_socket)}`,
+        );
+      }
+    }
+    const modes = MODES[plugin.type];
+    if (modes) {
+      if (typeof plugin.master !== "string")
+        return reject(
+          `${where}.master: ${plugin.type} needs the node interface to attach to, found ${JSON.stringify(plugin.master)}`,
+        );
+      const problem = interfaceNameProblem(plugin.master);
+      if (problem) return reject(`${where}.master: ${problem}`);
+      if (plugin.mode !== undefined && (typeof plugin.mode !== "string" || !modes.includes(plugin.mode))) {
+        return reject(
+          `${where}.mode: ${plugin.type} modes are ${modes.join(", ")}, found ${JSON.stringify(plugin.mode)}`,
+        );
+      }
+    }
+    const ipam = checkIpam(plugin.ipam, where);
+    if (ipam) return reject(ipam);
+  }
+  return allow();
+}
