@@ -58,6 +58,10 @@ export interface ClusterView {
   subnetsOfNamespace(namespace: string): SubnetFacts[];
   nad(namespace: string, name: string): NadFacts | undefined;
   nadsWithProvider(provider: string): NadFacts[];
+  /** Every NetworkAttachmentDefinition. */
+  nads(): NadFacts[];
+  /** Pods whose `k8s.v1.cni.cncf.io/networks` names the NAD. */
+  podsUsingNad(namespace: string, name: string): PodFacts[];
   /** kube-system/ovn-external-gw-config, when it exists. */
   gatewayConfig(): ConfigMapFacts | undefined;
   /** Objects held, by kind (for metrics). */
@@ -163,6 +167,11 @@ export class ClusterState implements ClusterView {
       eip: (p) => one(p.annotations["ovn.kubernetes.io/eip"]),
       snat: (p) => one(p.annotations["ovn.kubernetes.io/snat"]),
       staticIp: staticIps,
+      nad: (p) => {
+        const text = p.annotations["k8s.v1.cni.cncf.io/networks"];
+        const parsed = text ? parseNetworks(text, p.namespace) : undefined;
+        return parsed?.ok ? parsed.value.map((a) => `${a.namespace}/${a.name}`) : [];
+      },
       // Pods that recorded their encap IP, by node.
       encapNode: (p) => (p.annotations["ovn-admission.io/encap-ip"] && p.nodeName ? [p.nodeName] : []),
     }),
@@ -273,6 +282,12 @@ export class ClusterState implements ClusterView {
   }
   nadsWithProvider(provider: string) {
     return this.stores.NetworkAttachmentDefinition.lookup("provider", provider);
+  }
+  nads() {
+    return [...this.stores.NetworkAttachmentDefinition.objects.values()];
+  }
+  podsUsingNad(namespace: string, name: string) {
+    return this.stores.Pod.lookup("nad", `${namespace}/${name}`);
   }
   gatewayConfig() {
     return this.stores.ConfigMap.objects.get(GATEWAY_CONFIGMAP);

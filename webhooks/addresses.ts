@@ -32,12 +32,20 @@ export function cidrContains(cidr: string, ip: string): boolean {
   }
 }
 
-/** True when two CIDRs share an address. */
+function networkAddress(cidr: string): string {
+  const [address] = ipaddr.parseCIDR(cidr);
+  return address.kind() === "ipv4"
+    ? ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()
+    : ipaddr.IPv6.networkAddressFromCIDR(cidr).toString();
+}
+
+/** True when two CIDRs share an address: one holds the other's network address. */
 export function cidrsOverlap(a: string, b: string): boolean {
-  return (
-    cidrContains(a, a.split("/")[0] as string) &&
-    (cidrContains(a, b.split("/")[0] as string) || cidrContains(b, a.split("/")[0] as string))
-  );
+  try {
+    return cidrContains(a, networkAddress(b)) || cidrContains(b, networkAddress(a));
+  } catch {
+    return false;
+  }
 }
 
 /** A unicast MAC address in colon form (the lowest bit of the first byte is 0). */

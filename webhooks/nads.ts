@@ -4,7 +4,7 @@
  * need, IPAM ranges are networks, and the node selector annotation is labels.
  */
 import type { ClusterView } from "../cluster/view.js";
-import { cidrContains, isCidr, isIpAddress } from "./addresses.js";
+import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "./addresses.js";
 import { annotationField, annotationsOf } from "./annotations.js";
 import { interfaceNameProblem, parseNodeSelector } from "./attachments.js";
 import type { AdmissionRequest } from "./envelope.js";
@@ -71,8 +71,41 @@ function checkIpam(ipam: unknown, where: string): string | undefined {
   return undefined;
 }
 
-export function validateNad(request: AdmissionRequest, _view: ClusterView, settings: RuleSettings): Verdict {
-  if (request.operation === "DELETE") return allow();
+/** A whereabouts range and the master it hands addresses out on. */
+function whereaboutsRange(config: string): { master: string; range: string } | undefined {
+  try {
+    const parsed = JSON.parse(config) as Record<string, unknown>;
+    for (const plugin of pluginsOf(parsed)) {
+      const ipam = plugin.ipam as { type?: unknown; range?: unknown } | undefined;
+      if (
+        ipam?.type === "whereabouts" &&
+        typeof plugin.master === "string" &&
+        typeof ipam.range === "string" &&
+        isCidr(ipam.range)
+      ) {
+        return { master: plugin.master, range: ipam.range };
+      }
+    }
+  } catch {
+    // not JSON: no range
+  }
+  return undefined;
+}
+
+export function validateNad(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
+  if (request.operation === "DELETE") {
+    // Allowed: deleting does not stop running pods, but new ones naming it will be refused. Say who uses it.
+    const users = view
+      .podsUsingNad(request.namespace, request.name)
+      .filter((p) => !p.terminating && p.phase !== "Succeeded" && p.phase !== "Failed");
+    if (users.length === 0) return allow();
+    const names = users.map((p) => p.key).sort();
+    return allow({
+      warnings: [
+        `NetworkAttachmentDefinition ${request.namespace}/${request.name} is used by running pods: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""}`,
+      ],
+    });
+  }
   const nad = request.object;
   const name = nad?.metadata?.name ?? request.name;
   const namespace = nad?.metadata?.namespace ?? request.namespace;
@@ -144,6 +177,19 @@ export function validateNad(request: AdmissionRequest, _view: ClusterView, setti
     }
     const ipam = checkIpam(plugin.ipam, where);
     if (ipam) return reject(ipam);
+  }
+  // Two whereabouts pools on one master would hand out the same addresses.
+  const mine = whereaboutsRange(text);
+  if (mine) {
+    for (const other of view.nads()) {
+      if (other.namespace === namespace && other.name === name) continue;
+      const theirs = whereaboutsRange(other.config);
+      if (theirs && theirs.master === mine.master && cidrsOverlap(theirs.range, mine.range)) {
+        return deny(
+          `spec.config.ipam.range: ${mine.range} on master ${mine.master} overlaps ${theirs.range} of NetworkAttachmentDefinition ${other.key} on the same master`,
+        );
+      }
+    }
   }
   return allow();
 }

@@ -198,10 +198,24 @@ export function mutatePod(request: AdmissionRequest, view: ClusterView, settings
 function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const object = request.object as KubeObject;
   const pod = editable(object);
+  addNamespaceDefaultAttachments(request, pod, view);
   const clash = mergeAttachmentSelectors(request, pod, view);
   if (clash) return clash;
   const intents = placeOnPlane(request, pod, view, settings);
   return allow({ patch: buildPatch(object, pod), intents });
+}
+
+/** Namespace annotation: the attachments its pods get when they name none themselves. */
+export const DEFAULT_NETWORKS_ANNOTATION = "ovn-admission.io/default-networks";
+
+function addNamespaceDefaultAttachments(request: AdmissionRequest, pod: KubeObject, view: ClusterView): void {
+  if (annotationsOf(pod)[ANNOTATION.networks] !== undefined) return;
+  const defaults = view.namespace(request.namespace)?.annotations[DEFAULT_NETWORKS_ANNOTATION];
+  if (!defaults) return;
+  pod.metadata = {
+    ...pod.metadata,
+    annotations: { ...pod.metadata?.annotations, [ANNOTATION.networks]: defaults },
+  };
 }
 
 /**
@@ -214,7 +228,7 @@ function mergeAttachmentSelectors(
   pod: KubeObject,
   view: ClusterView,
 ): Verdict | undefined {
-  const text = annotationsOf(request.object)[ANNOTATION.networks];
+  const text = annotationsOf(pod)[ANNOTATION.networks];
   if (text === undefined) return undefined;
   const parsed = parseNetworks(text, request.namespace);
   if (!parsed.ok) return undefined; // the validating webhook says what is wrong

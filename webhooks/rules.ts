@@ -67,7 +67,7 @@ export const ROUTES: readonly Route[] = [
     "k8s.cni.cncf.io",
     "network-attachment-definitions",
     "",
-    ["CREATE", "UPDATE"],
+    ["CREATE", "UPDATE", "DELETE"],
     validateNad,
   ),
 ];

@@ -428,3 +428,93 @@ t.test("pods: NAD node selectors merge into spec.nodeSelector; a clash is denied
     },
   );
 });
+
+t.test("NADs: whereabouts ranges on one master may not overlap; deleting a NAD in use warns", async (t) => {
+  const view = ClusterState.of({
+    NetworkAttachmentDefinition: [ipvlanNad],
+    Pod: [
+      {
+        metadata: { name: "samplepod", namespace: "default", annotations: { [NETWORKS]: "gke-network-1" } },
+        spec: {},
+        status: { phase: "Running" },
+      },
+      {
+        metadata: { name: "done", namespace: "default", annotations: { [NETWORKS]: "gke-network-1" } },
+        spec: {},
+        status: { phase: "Succeeded" },
+      },
+    ],
+  });
+  const overlapping = nad("shop", "gke-network-2", {
+    type: "ipvlan",
+    master: "ens224",
+    ipam: { type: "whereabouts", range: "172.16.0.128/25" },
+  });
+  t.match(validateNad(nadRequest(overlapping), view, settings), {
+    allowed: false,
+    code: 403,
+    message:
+      "spec.config.ipam.range: 172.16.0.128/25 on master ens224 overlaps 172.16.0.0/24 of NetworkAttachmentDefinition default/gke-network-1 on the same master",
+  });
+  const elsewhere = nad("shop", "gke-network-3", {
+    type: "ipvlan",
+    master: "ens256",
+    ipam: { type: "whereabouts", range: "172.16.0.0/24" },
+  });
+  t.equal(
+    validateNad(nadRequest(elsewhere), view, settings).allowed,
+    true,
+    "another master may reuse the range",
+  );
+  const disjoint = nad("shop", "gke-network-4", {
+    type: "ipvlan",
+    master: "ens224",
+    ipam: { type: "whereabouts", range: "172.16.1.0/24" },
+  });
+  t.equal(validateNad(nadRequest(disjoint), view, settings).allowed, true);
+
+  const deletion = {
+    ...nadRequest(ipvlanNad),
+    operation: "DELETE" as const,
+    object: null,
+    oldObject: ipvlanNad,
+  };
+  t.match(validateNad(deletion, view, settings), {
+    allowed: true,
+    warnings: [
+      "NetworkAttachmentDefinition default/gke-network-1 is used by running pods: default/samplepod",
+    ],
+  });
+});
+
+t.test(
+  "a namespace's default attachments go to pods that name none, with their node selectors",
+  async (t) => {
+    const view = ClusterState.of({
+      NetworkAttachmentDefinition: [
+        nad(
+          "shop",
+          "storage-net",
+          { type: "macvlan", master: "eth2" },
+          { [SELECTOR]: "network.example.com/storage=true" },
+        ),
+      ],
+      Namespace: [
+        {
+          metadata: {
+            name: "shop",
+            annotations: { "ovn-admission.io/default-networks": "storage-net@net1" },
+          },
+        },
+      ],
+    });
+    const plain = request("Pod", "pods", pod("shop", {}));
+    const verdict = mutatePod(plain, view, settings);
+    const patched = jsonPatch.applyPatch(structuredClone(plain.object), verdict.patch, true)
+      .newDocument as KubeObject & { spec: { nodeSelector?: Record<string, string> } };
+    t.equal(patched.metadata?.annotations?.[NETWORKS], "storage-net@net1");
+    t.same(patched.spec.nodeSelector, { "network.example.com/storage": "true" });
+    const own = request("Pod", "pods", pod("shop", { [NETWORKS]: "" }));
+    t.same(mutatePod(own, view, settings).patch, [], "a pod with its own (even empty) annotation keeps it");
+  },
+);
