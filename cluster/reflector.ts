@@ -10,10 +10,10 @@ import https from "node:https";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { KubeObject } from "../webhooks/envelope.js";
-import type { Kind } from "./facts.js";
+import { trim, type FactsByKind, type Kind } from "./facts.js";
 
 export interface ReflectorTarget {
-  replace(kind: Kind, objects: KubeObject[]): void;
+  replaceTrimmed<K extends Kind>(kind: K, facts: Array<FactsByKind[K]>): void;
   apply(kind: Kind, event: "ADDED" | "MODIFIED" | "DELETED", object: KubeObject): void;
 }
 
@@ -87,7 +87,9 @@ export class Reflector {
   }
 
   private async list(): Promise<void> {
-    const items: KubeObject[] = [];
+    // Trimmed page by page: 100,000 whole pods would never fit beside the view.
+    const facts: Array<FactsByKind[Kind]> = [];
+    const trimOne = trim[this.source.kind] as (o: KubeObject) => FactsByKind[Kind];
     let next: string | undefined;
     let resourceVersion = "";
     do {
@@ -95,15 +97,15 @@ export class Reflector {
       if (next) query.set("continue", next);
       if (this.source.fieldSelector) query.set("fieldSelector", this.source.fieldSelector);
       const page = await this.get(`${this.source.path}?${query}`);
-      items.push(...(page.items ?? []));
+      for (const item of page.items ?? []) facts.push(trimOne(item));
       next = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? "";
     } while (next);
-    this.target.replace(this.source.kind, items);
+    this.target.replaceTrimmed(this.source.kind, facts);
     this.resourceVersion = resourceVersion;
     this.lists++;
     this.log.debug(
-      { event: "listed", kind: this.source.kind, objects: items.length, resourceVersion },
+      { event: "listed", kind: this.source.kind, objects: facts.length, resourceVersion },
       "listed",
     );
   }

@@ -216,8 +216,16 @@ export class ClusterState implements ClusterView {
 
   /** A full list: objects not in it are gone. */
   replace(kind: Kind, objects: KubeObject[]): void {
-    const store = this.stores[kind] as Store<ObjectFactsOf<typeof kind>>;
-    store.replace(objects.map((o) => trim[kind](o)));
+    this.replaceTrimmed(
+      kind,
+      objects.map((o) => trim[kind](o)),
+    );
+  }
+
+  /** A full list already trimmed (the reflector trims each page as it arrives, so whole objects never pile up). */
+  replaceTrimmed<K extends Kind>(kind: K, facts: Array<FactsByKind[K]>): void {
+    const store = this.stores[kind] as unknown as Store<FactsByKind[K]>;
+    store.replace(facts);
     this.unsynced.delete(kind);
     this.listed.add(kind);
   }
