@@ -53,6 +53,7 @@ export interface ClusterView {
   /** Pods that hold `ip` as a static address (`ip_address`, its provider forms, or an attachment's `ips`). */
   podsWithStaticIp(ip: string): PodFacts[];
   subnet(name: string): SubnetFacts | undefined;
+  vpc(name: string): FactsByKind["Vpc"] | undefined;
   subnets(): SubnetFacts[];
   /** Subnets whose `spec.namespaces` holds `namespace`. */
   subnetsOfNamespace(namespace: string): SubnetFacts[];
@@ -278,6 +279,9 @@ export class ClusterState implements ClusterView {
   }
   subnet(name: string) {
     return this.stores.Subnet.objects.get(name);
+  }
+  vpc(name: string) {
+    return this.stores.Vpc.objects.get(name);
   }
   subnets() {
     return [...this.stores.Subnet.objects.values()];

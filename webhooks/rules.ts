@@ -6,7 +6,7 @@ import type { ClusterView } from "../cluster/view.js";
 import type { AdmissionOperation, AdmissionRequest } from "./envelope.js";
 import { mutateNode, validateNode } from "./nodes.js";
 import { mutatePod, mutatePodBinding, validatePod } from "./pods.js";
-import { validateSubnet } from "./subnets.js";
+import { validateSubnet, validateVpcNatGateway } from "./subnets.js";
 import { validateNad } from "./nads.js";
 import type { Verdict } from "./verdict.js";
 
@@ -62,6 +62,7 @@ export const ROUTES: readonly Route[] = [
   route("mutate", "", "nodes", "", ["CREATE", "UPDATE"], mutateNode),
   route("validate", "", "nodes", "", ["CREATE", "UPDATE"], validateNode),
   route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE"], validateSubnet),
+  route("validate", "kubeovn.io", "vpc-nat-gateways", "", ["CREATE", "UPDATE"], validateVpcNatGateway),
   route(
     "validate",
     "k8s.cni.cncf.io",

@@ -7,6 +7,7 @@ import type { ClusterView, SubnetFacts } from "../cluster/view.js";
 import type { AdmissionRequest } from "./envelope.js";
 import { ANNOTATION } from "./annotations.js";
 import { isPlaneName } from "./planes.js";
+import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "./addresses.js";
 import type { RuleSettings } from "./rules.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
 
@@ -22,11 +23,58 @@ export function subnetOfPod(
   return byNamespace ?? view.subnet(defaultSubnet);
 }
 
+/** Kube-OVN's default VPC: subnets that name none are in it. */
+const DEFAULT_VPC = "ovn-cluster";
+
+/** provider, vpc and CIDR: the attachment a provider names exists, the VPC exists, no overlap inside one VPC. */
+function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict | undefined {
+  const spec = (request.object?.spec ?? {}) as { provider?: unknown; vpc?: unknown; cidrBlock?: unknown };
+  const name = request.object?.metadata?.name ?? request.name;
+  const warnings: string[] = [];
+  if (
+    typeof spec.provider === "string" &&
+    spec.provider !== "" &&
+    spec.provider !== "ovn" &&
+    view.knows("NetworkAttachmentDefinition")
+  ) {
+    if (view.nadsWithProvider(spec.provider).length === 0) {
+      warnings.push(
+        `spec.provider: no NetworkAttachmentDefinition has provider ${spec.provider} yet; pods cannot attach to this subnet until one does`,
+      );
+    }
+  }
+  const vpc = typeof spec.vpc === "string" && spec.vpc !== "" ? spec.vpc : DEFAULT_VPC;
+  if (vpc !== DEFAULT_VPC && view.knows("Vpc") && !view.vpc(vpc))
+    return deny(`spec.vpc: Vpc ${vpc} does not exist`);
+  if (typeof spec.cidrBlock === "string" && spec.cidrBlock !== "") {
+    const mine = spec.cidrBlock.split(",").map((c) => c.trim());
+    for (const cidr of mine)
+      if (!isCidr(cidr))
+        return reject(`spec.cidrBlock: ${JSON.stringify(cidr)} is not a network in CIDR notation`);
+    for (const other of view.subnets()) {
+      if (other.name === name || (other.vpc || DEFAULT_VPC) !== vpc || !other.cidrBlock) continue;
+      for (const theirs of other.cidrBlock.split(",").map((c) => c.trim())) {
+        const clash = mine.find((c) => cidrsOverlap(c, theirs));
+        if (clash)
+          return deny(`spec.cidrBlock: ${clash} overlaps ${theirs} of subnet ${other.name} in Vpc ${vpc}`);
+      }
+    }
+  }
+  return warnings.length ? allow({ warnings }) : undefined;
+}
+
 export function validateSubnet(
   request: AdmissionRequest,
   view: ClusterView,
   _settings: RuleSettings,
 ): Verdict {
+  const placement = checkPlacement(request, view);
+  if (placement && !placement.allowed) return placement;
+  const verdict = checkPlane(request, view);
+  return placement ? { ...verdict, warnings: [...placement.warnings, ...verdict.warnings] } : verdict;
+}
+
+function checkPlane(request: AdmissionRequest, view: ClusterView): Verdict {
   const spec = (request.object?.spec ?? {}) as { nodeNetwork?: unknown; vlan?: unknown };
   const plane = spec.nodeNetwork;
   if (plane === undefined || plane === "") return allow();
@@ -55,5 +103,35 @@ export function validateSubnet(
       ],
     });
   }
+  return allow();
+}
+
+/** VpcNatGateway: its subnet is in its Vpc, and its lanIp an unused address of that subnet other than the gateway. */
+export function validateVpcNatGateway(
+  request: AdmissionRequest,
+  view: ClusterView,
+  _settings: RuleSettings,
+): Verdict {
+  const spec = (request.object?.spec ?? {}) as { vpc?: unknown; subnet?: unknown; lanIp?: unknown };
+  if (typeof spec.subnet !== "string" || spec.subnet === "")
+    return reject(`spec.subnet: expected a subnet name, found ${JSON.stringify(spec.subnet)}`);
+  const subnet = view.subnet(spec.subnet);
+  if (!subnet)
+    return view.knows("Subnet") ? deny(`spec.subnet: Subnet ${spec.subnet} does not exist`) : allow();
+  const vpc = typeof spec.vpc === "string" && spec.vpc !== "" ? spec.vpc : DEFAULT_VPC;
+  if ((subnet.vpc || DEFAULT_VPC) !== vpc)
+    return deny(
+      `spec.subnet: Subnet ${subnet.name} belongs to Vpc ${subnet.vpc || DEFAULT_VPC}, not to spec.vpc ${vpc}`,
+    );
+  if (typeof spec.lanIp !== "string" || !isIpAddress(spec.lanIp))
+    return reject(`spec.lanIp: expected an IP address, found ${JSON.stringify(spec.lanIp)}`);
+  const inside = subnet.cidrBlock.split(",").some((c) => cidrContains(c.trim(), spec.lanIp as string));
+  if (!inside)
+    return deny(`spec.lanIp: ${spec.lanIp} is outside subnet ${subnet.name} (${subnet.cidrBlock})`);
+  if (subnet.gateway.split(",").includes(spec.lanIp))
+    return deny(`spec.lanIp: ${spec.lanIp} is the gateway of subnet ${subnet.name}`);
+  const holders = view.podsWithStaticIp(spec.lanIp);
+  if (holders.length > 0)
+    return deny(`spec.lanIp: ${spec.lanIp} is held by pod ${holders.map((p) => p.key).join(", ")}`);
   return allow();
 }
