@@ -61,6 +61,8 @@ export interface ClusterView {
   nadsWithProvider(provider: string): NadFacts[];
   /** Every NetworkAttachmentDefinition. */
   nads(): NadFacts[];
+  /** Pods whose attachment to the NAD asks for `mac`. */
+  podsWithAttachmentMac(namespace: string, name: string, mac: string): PodFacts[];
   /** Pods whose `k8s.v1.cni.cncf.io/networks` names the NAD. */
   podsUsingNad(namespace: string, name: string): PodFacts[];
   /** kube-system/ovn-external-gw-config, when it exists. */
@@ -172,6 +174,15 @@ export class ClusterState implements ClusterView {
         const text = p.annotations["k8s.v1.cni.cncf.io/networks"];
         const parsed = text ? parseNetworks(text, p.namespace) : undefined;
         return parsed?.ok ? parsed.value.map((a) => `${a.namespace}/${a.name}`) : [];
+      },
+      attachmentMac: (p) => {
+        const text = p.annotations["k8s.v1.cni.cncf.io/networks"];
+        const parsed = text ? parseNetworks(text, p.namespace) : undefined;
+        return parsed?.ok
+          ? parsed.value
+              .filter((a) => a.mac)
+              .map((a) => `${a.namespace}/${a.name}|${(a.mac as string).toLowerCase()}`)
+          : [];
       },
       // Pods that recorded their encap IP, by node.
       encapNode: (p) => (p.annotations["ovn-admission.io/encap-ip"] && p.nodeName ? [p.nodeName] : []),
@@ -297,6 +308,9 @@ export class ClusterState implements ClusterView {
   }
   nads() {
     return [...this.stores.NetworkAttachmentDefinition.objects.values()];
+  }
+  podsWithAttachmentMac(namespace: string, name: string, mac: string) {
+    return this.stores.Pod.lookup("attachmentMac", `${namespace}/${name}|${mac.toLowerCase()}`);
   }
   podsUsingNad(namespace: string, name: string) {
     return this.stores.Pod.lookup("nad", `${namespace}/${name}`);

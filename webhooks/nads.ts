@@ -92,6 +92,30 @@ function whereaboutsRange(config: string): { master: string; range: string } | u
   return undefined;
 }
 
+/** The networks a NAD's IPAM hands addresses out of (whereabouts range, host-local subnet or ranges). */
+export function ipamNetworks(config: string): string[] {
+  try {
+    const networks: string[] = [];
+    for (const plugin of pluginsOf(JSON.parse(config) as Record<string, unknown>)) {
+      const ipam = plugin.ipam as { range?: unknown; subnet?: unknown; ranges?: unknown } | undefined;
+      if (!ipam) continue;
+      for (const candidate of [ipam.range, ipam.subnet])
+        if (typeof candidate === "string" && isCidr(candidate)) networks.push(candidate);
+      if (Array.isArray(ipam.ranges)) {
+        for (const set of ipam.ranges as unknown[]) {
+          for (const r of Array.isArray(set) ? set : [set]) {
+            const subnet = (r as { subnet?: unknown } | null)?.subnet;
+            if (typeof subnet === "string" && isCidr(subnet)) networks.push(subnet);
+          }
+        }
+      }
+    }
+    return networks;
+  } catch {
+    return [];
+  }
+}
+
 export function validateNad(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   if (request.operation === "DELETE") {
     // Allowed: deleting does not stop running pods, but new ones naming it will be refused. Say who uses it.

@@ -10,7 +10,7 @@ import type { AdmissionRequest, KubeObject } from "./envelope.js";
 import { ENCAP_IP_ANNOTATION, planeLabel } from "./planes.js";
 import { cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
 import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
-import { NAD_NODE_SELECTOR } from "./nads.js";
+import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
 import { subnetOfPod } from "./subnets.js";
 import { buildPatch, editable } from "./patch.js";
 import type { RuleSettings } from "./rules.js";
@@ -77,16 +77,22 @@ function isShared(namespace: string, view: ClusterView, settings: RuleSettings):
   );
 }
 
-/** The network a static address of an attachment must lie in: its Kube-OVN subnet's CIDR (by provider). */
+/** The networks a static address of an attachment must lie in: its Kube-OVN subnet (by provider), else the NAD's IPAM ranges. */
 function attachmentNetwork(
   attachment: Attachment,
   view: ClusterView,
-): { cidr: string; from: string } | undefined {
+): { cidrs: string[]; from: string } | undefined {
   const nad = view.nad(attachment.namespace, attachment.name);
-  const subnet = nad?.provider
+  if (!nad) return undefined;
+  const subnet = nad.provider
     ? view.subnets().find((s) => s.provider === nad.provider && s.cidrBlock)
     : undefined;
-  return subnet ? { cidr: subnet.cidrBlock, from: `subnet ${subnet.name}` } : undefined;
+  if (subnet)
+    return { cidrs: subnet.cidrBlock.split(",").map((c) => c.trim()), from: `subnet ${subnet.name}` };
+  const ranges = ipamNetworks(nad.config);
+  return ranges.length
+    ? { cidrs: ranges, from: `the IPAM range of NetworkAttachmentDefinition ${nad.key}` }
+    : undefined;
 }
 
 /** Checks `k8s.v1.cni.cncf.io/networks`; returns the denial, if any. */
@@ -136,16 +142,26 @@ function checkAttachments(
       const address = ip.replace(/\/\d+$/, "");
       if (!isIpAddress(address)) return reject(`${at}: ips: ${JSON.stringify(ip)} is not an IP address`);
       const network = attachmentNetwork(attachment, view);
-      if (network && !cidrContains(network.cidr, address))
-        return deny(`${at}: ips: ${address} is outside ${network.from} (${network.cidr})`);
+      if (network && !network.cidrs.some((c) => cidrContains(c, address))) {
+        return deny(`${at}: ips: ${address} is outside ${network.from} (${network.cidrs.join(",")})`);
+      }
       const holders = view.podsWithStaticIp(address).filter((p) => p.key !== self);
       if (holders.length > 0)
         return deny(`${at}: ips: ${address} is already held by pod ${holders.map((p) => p.key).join(", ")}`);
     }
-    if (attachment.mac !== undefined && !isUnicastMac(attachment.mac)) {
-      return reject(
-        `${at}: mac: expected a unicast MAC address (e.g. "0a:58:0a:10:00:05"), found ${JSON.stringify(attachment.mac)}`,
-      );
+    if (attachment.mac !== undefined) {
+      if (!isUnicastMac(attachment.mac)) {
+        return reject(
+          `${at}: mac: expected a unicast MAC address (e.g. "0a:58:0a:10:00:05"), found ${JSON.stringify(attachment.mac)}`,
+        );
+      }
+      const holders = view
+        .podsWithAttachmentMac(attachment.namespace, attachment.name, attachment.mac)
+        .filter((p) => p.key !== self);
+      if (holders.length > 0)
+        return deny(
+          `${at}: mac: ${attachment.mac} is already used on this network by pod ${holders.map((p) => p.key).join(", ")}`,
+        );
     }
   }
   return undefined;

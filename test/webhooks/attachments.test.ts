@@ -518,3 +518,42 @@ t.test(
     t.same(mutatePod(own, view, settings).patch, [], "a pod with its own (even empty) annotation keeps it");
   },
 );
+
+t.test(
+  "pods: static addresses fall back to the NAD's IPAM range; a MAC is unique on its network",
+  async (t) => {
+    const view = ClusterState.of({
+      NetworkAttachmentDefinition: [
+        ipvlanNad,
+        nad("default", "other-net", { type: "macvlan", master: "eth9" }),
+      ],
+      Pod: [
+        {
+          metadata: {
+            name: "first",
+            namespace: "default",
+            annotations: { [NETWORKS]: '[{"name": "gke-network-1", "mac": "0A:58:AC:10:00:05"}]' },
+          },
+          spec: {},
+        },
+      ],
+    });
+    const verdict = (networks: string) =>
+      validatePod(request("Pod", "pods", pod("default", { [NETWORKS]: networks })), view, settings);
+    t.match(verdict('[{"name": "gke-network-1", "ips": ["172.17.0.9"]}]'), {
+      allowed: false,
+      message:
+        /ips: 172\.17\.0\.9 is outside the IPAM range of NetworkAttachmentDefinition default\/gke-network-1 \(172\.16\.0\.0\/24\)$/,
+    });
+    t.equal(verdict('[{"name": "gke-network-1", "ips": ["172.16.0.9"]}]').allowed, true);
+    t.match(verdict('[{"name": "gke-network-1", "mac": "0a:58:ac:10:00:05"}]'), {
+      allowed: false,
+      message: /mac: 0a:58:ac:10:00:05 is already used on this network by pod default\/first$/,
+    });
+    t.equal(
+      verdict('[{"name": "other-net", "mac": "0a:58:ac:10:00:05"}]').allowed,
+      true,
+      "another network may reuse it",
+    );
+  },
+);
