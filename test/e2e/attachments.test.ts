@@ -1,18 +1,9 @@
 /** Multi-network pods end to end: NADs and pods through a real kube-apiserver. */
 import t from "tap";
-import { ApiException, CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
-import { kubeFor } from "../harness/kube.js";
+import { CoreV1Api, CustomObjectsApi, type V1Pod } from "@kubernetes/client-node";
+import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
-
-function apiMessage(err: unknown): string {
-  if (!(err instanceof ApiException)) throw err;
-  const body =
-    typeof err.body === "string"
-      ? (JSON.parse(err.body) as { message: string })
-      : (err.body as { message: string });
-  return body.message;
-}
 
 const pod = (name: string, networks: string): V1Pod => ({
   metadata: { name, annotations: { "k8s.v1.cni.cncf.io/networks": networks } },

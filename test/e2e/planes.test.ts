@@ -5,9 +5,9 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import t from "tap";
-import { ApiException, CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { nodesFor, type SimulatedNode } from "../harness/index.js";
-import { kubeFor } from "../harness/kube.js";
+import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -25,15 +25,6 @@ const encapIps = async (node: SimulatedNode): Promise<string> =>
       "external_ids:ovn-encap-ip",
     ])
   ).stdout.trim();
-
-function apiMessage(err: unknown): string {
-  if (!(err instanceof ApiException)) throw err;
-  const body =
-    typeof err.body === "string"
-      ? (JSON.parse(err.body) as { message: string })
-      : (err.body as { message: string });
-  return body.message;
-}
 
 const nodeBody = (name: string, ip: string, networks?: Record<string, string>): V1Node => ({
   metadata: { name, annotations: networks ? { [NN]: JSON.stringify(networks) } : {} },

@@ -12,6 +12,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import {
+  ApiException,
   CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
@@ -320,4 +321,14 @@ async function fetchWithCert(
       )
       .on("error", reject);
   });
+}
+
+/** The message of an API server error (a webhook's denial reaches the client as it). */
+export function apiMessage(err: unknown): string {
+  if (!(err instanceof ApiException)) throw err;
+  const body =
+    typeof err.body === "string"
+      ? (JSON.parse(err.body) as { message: string })
+      : (err.body as { message: string });
+  return body.message;
 }
