@@ -210,47 +210,60 @@ export function mutatePod(request: AdmissionRequest, view: ClusterView, settings
   });
 }
 
-/** On CREATE: the node selectors its attachments ask for, and the plane its subnet uses. */
+/**
+ * On CREATE: a namespace's default attachments, the node selectors the
+ * attachments ask for, and the plane the subnet uses. What would change is
+ * worked out first: a pod with nothing to change is not copied or diffed.
+ */
 function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const object = request.object as KubeObject;
+  const defaults = defaultAttachmentsFor(request, view);
+  const networks = annotationsOf(object)[ANNOTATION.networks] ?? defaults;
+  const current = (object.spec as { nodeSelector?: Record<string, string> } | undefined)?.nodeSelector;
+  const selector =
+    networks === undefined ? undefined : attachmentSelector(networks, current, request.namespace, view);
+  if (selector && "denial" in selector) return selector.denial;
+  const plane = planeOf(request.namespace, object, view, settings);
+  if (defaults === undefined && !selector?.changed && !plane) return allow();
+
   const pod = editable(object);
-  addNamespaceDefaultAttachments(request, pod, view);
-  const clash = mergeAttachmentSelectors(request, pod, view);
-  if (clash) return clash;
-  const intents = placeOnPlane(request, pod, view, settings);
+  if (defaults !== undefined) {
+    pod.metadata = {
+      ...pod.metadata,
+      annotations: { ...pod.metadata?.annotations, [ANNOTATION.networks]: defaults },
+    };
+  }
+  if (selector?.changed)
+    ((pod.spec ??= {}) as { nodeSelector?: Record<string, string> }).nodeSelector = selector.changed;
+  const intents = plane ? placeOnPlane(request, pod, plane, view) : [];
   return allow({ patch: buildPatch(object, pod), intents });
 }
 
 /** Namespace annotation: the attachments its pods get when they name none themselves. */
 export const DEFAULT_NETWORKS_ANNOTATION = "ovn-admission.io/default-networks";
 
-function addNamespaceDefaultAttachments(request: AdmissionRequest, pod: KubeObject, view: ClusterView): void {
-  if (annotationsOf(pod)[ANNOTATION.networks] !== undefined) return;
-  const defaults = view.namespace(request.namespace)?.annotations[DEFAULT_NETWORKS_ANNOTATION];
-  if (!defaults) return;
-  pod.metadata = {
-    ...pod.metadata,
-    annotations: { ...pod.metadata?.annotations, [ANNOTATION.networks]: defaults },
-  };
+function defaultAttachmentsFor(request: AdmissionRequest, view: ClusterView): string | undefined {
+  if (annotationsOf(request.object)[ANNOTATION.networks] !== undefined) return undefined;
+  return view.namespace(request.namespace)?.annotations[DEFAULT_NETWORKS_ANNOTATION] || undefined;
 }
 
 /**
- * Merges the node selector of every referenced NAD into spec.nodeSelector.
- * Two NADs, or a NAD and the pod, asking for different values of one key is
- * denied with both named, rather than letting the last one win.
+ * The node selector the pod needs once every referenced NAD's selector is
+ * merged in (`changed` only when that adds something). Two NADs, or a NAD and
+ * the pod, asking for different values of one key is a denial naming both,
+ * rather than letting the last one win.
  */
-function mergeAttachmentSelectors(
-  request: AdmissionRequest,
-  pod: KubeObject,
+function attachmentSelector(
+  networks: string,
+  current: Record<string, string> | undefined,
+  namespace: string,
   view: ClusterView,
-): Verdict | undefined {
-  const text = annotationsOf(pod)[ANNOTATION.networks];
-  if (text === undefined) return undefined;
-  const parsed = parseNetworks(text, request.namespace);
-  if (!parsed.ok) return undefined; // the validating webhook says what is wrong
-  const spec = (pod.spec ??= {}) as { nodeSelector?: Record<string, string> };
-  const selector: Record<string, string> = { ...(spec.nodeSelector ?? {}) };
+): { denial: Verdict } | { changed: Record<string, string> | undefined } {
+  const parsed = parseNetworks(networks, namespace);
+  if (!parsed.ok) return { changed: undefined }; // the validating webhook says what is wrong
+  const selector: Record<string, string> = { ...(current ?? {}) };
   const askedBy = new Map(Object.keys(selector).map((k) => [k, "the pod's spec.nodeSelector"]));
+  let added = false;
   for (const attachment of parsed.value) {
     const nad = view.nad(attachment.namespace, attachment.name);
     const wanted = nad?.annotations[NAD_NODE_SELECTOR];
@@ -259,27 +272,27 @@ function mergeAttachmentSelectors(
     if (!nadSelector.ok) continue; // refused when the NAD was admitted
     for (const [key, value] of Object.entries(nadSelector.value)) {
       if (key in selector && selector[key] !== value) {
-        return deny(
-          `spec.nodeSelector: ${key}: ${askedBy.get(key)} asks for ${JSON.stringify(selector[key])} and NetworkAttachmentDefinition ${nad.key} for ${JSON.stringify(value)}; no node can satisfy both`,
-        );
+        return {
+          denial: deny(
+            `spec.nodeSelector: ${key}: ${askedBy.get(key)} asks for ${JSON.stringify(selector[key])} and NetworkAttachmentDefinition ${nad.key} for ${JSON.stringify(value)}; no node can satisfy both`,
+          ),
+        };
       }
+      if (!(key in selector)) added = true;
       selector[key] = value;
       if (!askedBy.has(key)) askedBy.set(key, `NetworkAttachmentDefinition ${nad.key}`);
     }
   }
-  if (Object.keys(selector).length > 0) spec.nodeSelector = selector;
-  return undefined;
+  return { changed: added ? selector : undefined };
 }
 
 /** A pod whose subnet names a plane may only be scheduled where the plane is; one already placed records its encap IP. */
 function placeOnPlane(
   request: AdmissionRequest,
   pod: KubeObject,
+  plane: { plane: string; subnet: string },
   view: ClusterView,
-  settings: RuleSettings,
 ): Intent[] {
-  const plane = planeOf(request.namespace, request.object, view, settings);
-  if (!plane) return [];
   const spec = (pod.spec ??= {}) as { affinity?: V1Affinity; nodeName?: string };
   spec.affinity = requirePlane(spec.affinity, plane.plane);
   const encapIp = spec.nodeName ? view.planesOf(spec.nodeName)[plane.plane] : undefined;
