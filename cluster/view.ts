@@ -6,8 +6,9 @@
  * admission always sees one consistent state.
  */
 import type { KubeObject } from "../webhooks/envelope.js";
-import { readNodeNetworks } from "../webhooks/planes.js";
-import { parseNetworks } from "../webhooks/attachments.js";
+import { ENCAP_IP_ANNOTATION, readNodeNetworks } from "../webhooks/planes.js";
+import { ANNOTATION } from "../webhooks/annotations.js";
+import { parseNetworks, type Attachment } from "../webhooks/attachments.js";
 import { canonicalIp, isIpAddress } from "../webhooks/addresses.js";
 import {
   trim,
@@ -131,10 +132,24 @@ export function parseNodeNetworks(annotation: string | undefined): Record<string
   return readNodeNetworks(annotation).planes;
 }
 
+const parsedAttachments = new WeakMap<PodFacts, Attachment[]>();
+
+/** A pod's attachments, parsed once per version of its facts (facts are never mutated); malformed reads as none, the pod rule reports it. */
+function attachmentsOf(pod: PodFacts): Attachment[] {
+  let attachments = parsedAttachments.get(pod);
+  if (!attachments) {
+    const text = pod.annotations[ANNOTATION.networks];
+    const parsed = text ? parseNetworks(text, pod.namespace) : undefined;
+    attachments = parsed?.ok ? parsed.value : [];
+    parsedAttachments.set(pod, attachments);
+  }
+  return attachments;
+}
+
 function staticIps(pod: PodFacts): string[] {
   const ips: string[] = [];
   for (const [key, value] of Object.entries(pod.annotations)) {
-    if (key === "ovn.kubernetes.io/ip_address" || key.endsWith(".ovn.kubernetes.io/ip_address")) {
+    if (key === ANNOTATION.ipAddress || key.endsWith(`.${ANNOTATION.ipAddress}`)) {
       ips.push(
         ...value
           .split(",")
@@ -143,14 +158,8 @@ function staticIps(pod: PodFacts): string[] {
       );
     }
   }
-  const networks = pod.annotations["k8s.v1.cni.cncf.io/networks"];
-  if (networks) {
-    // A malformed annotation holds no addresses; the pod rule reports it.
-    const parsed = parseNetworks(networks, pod.namespace);
-    if (parsed.ok)
-      for (const attachment of parsed.value)
-        ips.push(...(attachment.ips ?? []).map((ip) => ip.replace(/\/\d+$/, "")));
-  }
+  for (const attachment of attachmentsOf(pod))
+    ips.push(...(attachment.ips ?? []).map((ip) => ip.replace(/\/\d+$/, "")));
   return ips;
 }
 
@@ -159,33 +168,24 @@ const one = (v: string | undefined): string[] => (v ? [v] : []);
 export class ClusterState implements ClusterView {
   private readonly stores = {
     Node: new Store<NodeFacts>({
-      plane: (n) => Object.keys(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])),
+      plane: (n) => Object.keys(parseNodeNetworks(n.annotations[ANNOTATION.nodeNetworks])),
       // Canonical, so "fd00::1" and "fd00:0::1" are one address.
       encapIp: (n) =>
-        Object.values(parseNodeNetworks(n.annotations["ovn.kubernetes.io/node_networks"])).map(canonicalIp),
+        Object.values(parseNodeNetworks(n.annotations[ANNOTATION.nodeNetworks])).map(canonicalIp),
     }),
     Namespace: new Store<NamespaceFacts>({}),
     Pod: new Store<PodFacts>({
       node: (p) => one(p.nodeName),
-      eip: (p) => one(p.annotations["ovn.kubernetes.io/eip"]),
-      snat: (p) => one(p.annotations["ovn.kubernetes.io/snat"]),
+      eip: (p) => one(p.annotations[ANNOTATION.eip]),
+      snat: (p) => one(p.annotations[ANNOTATION.snat]),
       staticIp: staticIps,
-      nad: (p) => {
-        const text = p.annotations["k8s.v1.cni.cncf.io/networks"];
-        const parsed = text ? parseNetworks(text, p.namespace) : undefined;
-        return parsed?.ok ? parsed.value.map((a) => `${a.namespace}/${a.name}`) : [];
-      },
-      attachmentMac: (p) => {
-        const text = p.annotations["k8s.v1.cni.cncf.io/networks"];
-        const parsed = text ? parseNetworks(text, p.namespace) : undefined;
-        return parsed?.ok
-          ? parsed.value
-              .filter((a) => a.mac)
-              .map((a) => `${a.namespace}/${a.name}|${(a.mac as string).toLowerCase()}`)
-          : [];
-      },
+      nad: (p) => attachmentsOf(p).map((a) => `${a.namespace}/${a.name}`),
+      attachmentMac: (p) =>
+        attachmentsOf(p)
+          .filter((a) => a.mac)
+          .map((a) => `${a.namespace}/${a.name}|${(a.mac as string).toLowerCase()}`),
       // Pods that recorded their encap IP, by node.
-      encapNode: (p) => (p.annotations["ovn-admission.io/encap-ip"] && p.nodeName ? [p.nodeName] : []),
+      encapNode: (p) => (p.annotations[ENCAP_IP_ANNOTATION] && p.nodeName ? [p.nodeName] : []),
     }),
     Subnet: new Store<SubnetFacts>({ namespace: (s) => [...s.namespaces] }),
     Vpc: new Store<FactsByKind["Vpc"]>({}),
@@ -252,7 +252,7 @@ export class ClusterState implements ClusterView {
     return this.stores.Node.objects.get(name);
   }
   planesOf(node: string) {
-    return parseNodeNetworks(this.node(node)?.annotations["ovn.kubernetes.io/node_networks"]);
+    return parseNodeNetworks(this.node(node)?.annotations[ANNOTATION.nodeNetworks]);
   }
   nodesWithPlane(plane: string) {
     return this.stores.Node.lookup("plane", plane).map((n) => n.name);

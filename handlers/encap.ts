@@ -17,6 +17,7 @@ import {
 } from "ovsdb-client";
 import type { ClusterView } from "../cluster/view.js";
 import type { EncapSpec } from "../webhooks/nodes.js";
+import { ENCAP_IP_ANNOTATION } from "../webhooks/planes.js";
 import type { Intent } from "../webhooks/verdict.js";
 import type { IntentHandler } from "./intents.js";
 
@@ -180,7 +181,7 @@ export class EncapHandler {
       const want = {
         node: pod.nodeName,
         ifaceId: `${pod.name}.${pod.namespace}`,
-        encapIp: pod.annotations["ovn-admission.io/encap-ip"] as string,
+        encapIp: pod.annotations[ENCAP_IP_ANNOTATION] as string,
       };
       await this.programInterface(want).catch((err: Error) => failed.push(`${pod.key}: ${err.message}`));
     }

@@ -78,14 +78,14 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
     const problem = checkTunnelInterfaces(tunnel);
     if (problem) return reject(problem);
   }
+  // The planes the node had: its oldObject, and the view's copy. kube-apiserver 1.20.2 was seen to send
+  // a validating webhook a Node oldObject equal to the new object (the mutating webhook got the stored one).
+  const previous = {
+    ...view.planesOf(name),
+    ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
+  };
   if (request.operation === "UPDATE") {
-    // The planes the node had: its oldObject, and the view's copy. kube-apiserver 1.20.2 was seen to send
-    // a validating webhook a Node oldObject equal to the new object (the mutating webhook got the stored one).
-    const before = {
-      ...view.planesOf(name),
-      ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
-    };
-    for (const plane of Object.keys(before)) {
+    for (const plane of Object.keys(previous)) {
       if (plane in networks.planes) continue;
       const users = podsUsingPlane(name, plane, view, settings);
       if (users.length > 0) {
@@ -96,10 +96,6 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
     }
   }
   // Programmed here, after every check, not in the mutating webhook: a later denial must leave OVS untouched.
-  const previous = {
-    ...view.planesOf(name),
-    ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
-  };
   const known = view.node(name) !== undefined || request.oldObject !== null;
   const changed =
     !known ||
