@@ -9,7 +9,7 @@ import type { KubeObject } from "../webhooks/envelope.js";
 import { ENCAP_IP_ANNOTATION, readNodeNetworks } from "../webhooks/planes.js";
 import { ANNOTATION } from "../webhooks/annotations.js";
 import { parseNetworks, type Attachment } from "../webhooks/attachments.js";
-import { canonicalIp, isIpAddress } from "../webhooks/addresses.js";
+import { addressOf, canonicalIp, isIpAddress } from "../webhooks/addresses.js";
 import {
   trim,
   type ConfigMapFacts,
@@ -51,6 +51,10 @@ export interface ClusterView {
   podsWithEip(ip: string): PodFacts[];
   /** Pods whose `ovn.kubernetes.io/snat` is `ip`. */
   podsWithSnat(ip: string): PodFacts[];
+  /** Pods with an EIP or an SNAT address. */
+  podsWithNat(): PodFacts[];
+  /** Every node. */
+  nodes(): NodeFacts[];
   /** Pods that hold `ip` as a static address (`ip_address`, its provider forms, or an attachment's `ips`). */
   podsWithStaticIp(ip: string): PodFacts[];
   subnet(name: string): SubnetFacts | undefined;
@@ -153,17 +157,18 @@ function staticIps(pod: PodFacts): string[] {
       ips.push(
         ...value
           .split(",")
-          .map((s) => s.trim().replace(/\/\d+$/, ""))
+          .map((s) => addressOf(s.trim()))
           .filter(Boolean),
       );
     }
   }
-  for (const attachment of attachmentsOf(pod))
-    ips.push(...(attachment.ips ?? []).map((ip) => ip.replace(/\/\d+$/, "")));
+  for (const attachment of attachmentsOf(pod)) ips.push(...(attachment.ips ?? []).map((ip) => addressOf(ip)));
   return ips;
 }
 
 const one = (v: string | undefined): string[] => (v ? [v] : []);
+/** One spelling per address, so that the index finds "fd00::1" under "fd00:0::1"; other text as it is. */
+const sameSpelling = (ip: string): string => (isIpAddress(ip) ? canonicalIp(ip) : ip);
 
 export class ClusterState implements ClusterView {
   private readonly stores = {
@@ -176,8 +181,8 @@ export class ClusterState implements ClusterView {
     Namespace: new Store<NamespaceFacts>({}),
     Pod: new Store<PodFacts>({
       node: (p) => one(p.nodeName),
-      eip: (p) => one(p.annotations[ANNOTATION.eip]),
-      snat: (p) => one(p.annotations[ANNOTATION.snat]),
+      eip: (p) => one(p.annotations[ANNOTATION.eip]).map(sameSpelling),
+      snat: (p) => one(p.annotations[ANNOTATION.snat]).map(sameSpelling),
       staticIp: staticIps,
       nad: (p) => attachmentsOf(p).map((a) => `${a.namespace}/${a.name}`),
       attachmentMac: (p) =>
@@ -280,10 +285,20 @@ export class ClusterState implements ClusterView {
     return this.stores.Pod.lookup("node", node);
   }
   podsWithEip(ip: string) {
-    return this.stores.Pod.lookup("eip", ip);
+    return this.stores.Pod.lookup("eip", sameSpelling(ip));
   }
   podsWithSnat(ip: string) {
-    return this.stores.Pod.lookup("snat", ip);
+    return this.stores.Pod.lookup("snat", sameSpelling(ip));
+  }
+  podsWithNat() {
+    const pods = new Set<PodFacts>();
+    for (const index of ["eip", "snat"])
+      for (const ip of this.stores.Pod.values(index))
+        for (const pod of this.stores.Pod.lookup(index, ip)) pods.add(pod);
+    return [...pods];
+  }
+  nodes() {
+    return [...this.stores.Node.objects.values()];
   }
   podsWithStaticIp(ip: string) {
     return this.stores.Pod.lookup("staticIp", ip);

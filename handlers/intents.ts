@@ -7,10 +7,20 @@
  */
 import type { Intent } from "../webhooks/verdict.js";
 
-export type IntentHandler = (intent: Intent, signal: AbortSignal) => Promise<void>;
+/** Carries one intent out; may return warnings for the admission (what it had to leave out). */
+export type IntentHandler = (intent: Intent, signal: AbortSignal) => Promise<void | string[]>;
 
 export class UnknownIntentError extends Error {
   override name = "UnknownIntentError";
+}
+
+/**
+ * The database refused the intent for a reason the user can fix (an address
+ * another pod already holds): the admission is denied with this message,
+ * whatever the failure mode, since retrying cannot help.
+ */
+export class IntentRefused extends Error {
+  override name = "IntentRefused";
 }
 
 export class DeadlineExceeded extends Error {
@@ -64,9 +74,10 @@ export class IntentHandlers {
         );
       const left = remainingMs - (performance.now() - started);
       try {
-        await withDeadline((signal) => handler(intent, signal), left, deadlineMs);
+        const said = await withDeadline((signal) => handler(intent, signal), left, deadlineMs);
+        if (said) warnings.push(...said);
       } catch (err) {
-        if (!intent.optional) throw err;
+        if (!intent.optional || err instanceof IntentRefused) throw err;
         warnings.push(
           `${intent.kind} for ${intent.owner} is not applied yet (${(err as Error).message}); it is retried until it is`,
         );

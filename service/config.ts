@@ -36,6 +36,18 @@ export interface Config {
   /** OVN Northbound remote(s); undefined runs a local ovsdb-server (development default). */
   northboundRemote: string | undefined;
   northboundConnectTimeoutMs: number;
+  /** The cluster router that gets the gateway port and NAT rows. */
+  clusterRouter: string;
+  /** The external logical switch of the gateway. */
+  externalGatewaySwitch: string;
+  /** The localnet port's network_name (seed 003: --external-gateway-net). */
+  externalGatewayNet: string;
+  /** VLAN of the external network, 0 for none (seed 003: --external-gateway-vlanid). */
+  externalGatewayVlan: number;
+  /** How often OVN is reconciled with the cluster view. */
+  reconcileIntervalMs: number;
+  /** How long a NAT row whose pod the view does not show is kept (the view may lag behind another replica). */
+  natGraceMs: number;
   /** Where the local Northbound keeps its database file between runs. */
   stateDir: string;
   /** Kubeconfig file of the cluster to watch; unset: in-cluster service account, else no cluster. */
@@ -315,6 +327,54 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     env: "OVN_NB_CONNECT_TIMEOUT",
     describe: "seconds to wait for OVN Northbound at start-up",
     fallback: () => "15",
+    parse: seconds,
+  },
+  clusterRouter: {
+    key: "clusterRouter",
+    flag: "cluster-router",
+    env: "OVN_ADMISSION_CLUSTER_ROUTER",
+    describe: "the cluster's logical router: gets the external gateway port and the pods' NAT rows",
+    fallback: () => "ovn-cluster",
+    parse: text,
+  },
+  externalGatewaySwitch: {
+    key: "externalGatewaySwitch",
+    flag: "external-gateway-switch",
+    env: "OVN_ADMISSION_EXTERNAL_GATEWAY_SWITCH",
+    describe: "the external gateway's logical switch",
+    fallback: () => "external",
+    parse: text,
+  },
+  externalGatewayNet: {
+    key: "externalGatewayNet",
+    flag: "external-gateway-net",
+    env: "OVN_ADMISSION_EXTERNAL_GATEWAY_NET",
+    describe: "network name of the external switch's localnet port (the bridge mapping of the gateway NIC)",
+    fallback: () => "external",
+    parse: text,
+  },
+  externalGatewayVlan: {
+    key: "externalGatewayVlan",
+    flag: "external-gateway-vlanid",
+    env: "OVN_ADMISSION_EXTERNAL_GATEWAY_VLANID",
+    describe: "VLAN tag of the external network (0: none)",
+    fallback: () => "0",
+    parse: integer(0, 4094),
+  },
+  reconcileIntervalMs: {
+    key: "reconcileIntervalMs",
+    flag: "reconcile-interval",
+    env: "OVN_ADMISSION_RECONCILE_INTERVAL",
+    describe: "seconds between reconciles of OVN with the cluster (gateway, NAT rows of deleted pods)",
+    fallback: () => "30",
+    parse: seconds,
+  },
+  natGraceMs: {
+    key: "natGraceMs",
+    flag: "nat-release-grace",
+    env: "OVN_ADMISSION_NAT_RELEASE_GRACE",
+    describe: "seconds a new NAT row is kept when the cluster view does not show its pod yet",
+    fallback: () => "60",
     parse: seconds,
   },
   stateDir: {

@@ -7,12 +7,17 @@ import { mkdirSync } from "node:fs";
 import type { Server as TlsServer } from "node:tls";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
-import { OvsdbClient } from "ovsdb-client";
+import { op, OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
 import { ClusterState, type ClusterView } from "../cluster/view.js";
 import { EncapHandler, NodeDatabases } from "../handlers/encap.js";
 import { IntentHandlers } from "../handlers/intents.js";
+import { GatewayHandler } from "../handlers/gateway.js";
+import { NatHandler, type NatReconcile } from "../handlers/nat.js";
+import { Reconciler } from "../handlers/reconciler.js";
+import { RoutedMarker } from "../cluster/routed.js";
+import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
 import { buildApp } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
 import { ruleSettings, type Config } from "./config.js";
@@ -34,6 +39,8 @@ export interface Service {
   northbound: OvsdbClient;
   /** The cluster view the rules read. */
   view: ClusterView;
+  /** One reconcile pass of OVN with the view (it also runs by itself every --reconcile-interval). */
+  reconcile(): Promise<NatReconcile | undefined>;
   /** Stops accepting, finishes in-flight admissions, closes OVSDB, stops the local Northbound. */
   close(): Promise<void>;
 }
@@ -44,6 +51,22 @@ export interface ServiceParts {
   view?: ClusterView;
   handlers?: IntentHandlers;
   routes?: readonly Route[];
+}
+
+/**
+ * The local development Northbound stands in for a cluster's, where the CNI
+ * makes the cluster router; make it here so that the gateway and NAT work.
+ */
+async function ensureDevRouter(northbound: OvsdbClient, router: string, log: Logger): Promise<void> {
+  const [found] = await northbound.transact(NB, [
+    op.select("Logical_Router", [["name", "==", router]], ["_uuid"]),
+  ]);
+  if (found?.rows?.length) return;
+  await northbound.transact(NB, [
+    op.wait("Logical_Router", [["name", "==", router]], ["name"], "==", [], 0),
+    op.insert("Logical_Router", { name: router, external_ids: { "ovn-admission.io/owner": "development" } }),
+  ]);
+  log.info({ event: "dev-router-created", router }, "created the cluster router in the local Northbound");
 }
 
 export class StartupError extends Error {
@@ -93,10 +116,10 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   let informers: Informers | undefined;
   let resyncWhenSynced: Promise<void> | undefined;
   let view: ClusterView;
+  const cluster = parts.view ? undefined : findCluster(config.kubeconfig, config.inCluster);
   if (parts.view) {
     view = parts.view;
   } else {
-    const cluster = findCluster(config.kubeconfig, config.inCluster);
     if (cluster) {
       informers = startInformers(cluster.kubeConfig, log);
       view = informers.state;
@@ -123,6 +146,37 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     log,
   );
   const encap = new EncapHandler(nodeDatabases, view, log);
+  const gateway = new GatewayHandler(
+    northbound,
+    nodeDatabases,
+    view,
+    {
+      router: config.clusterRouter,
+      switchName: config.externalGatewaySwitch,
+      network: config.externalGatewayNet,
+      vlan: config.externalGatewayVlan,
+    },
+    log,
+  );
+  const marker = cluster ? new RoutedMarker(cluster.kubeConfig, log) : undefined;
+  const markRouted = (want: NatWant): void => {
+    const [namespace = "", name = ""] = want.pod.split("/");
+    // Routed only while the pod still asks for the row that was written.
+    marker?.mark(want.pod, (annotations) =>
+      sameNat(
+        natWantOf(namespace, name, annotations, gatewayModeOf(view.gatewayConfig()?.data)).row,
+        want.row,
+      ),
+    );
+  };
+  const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);
+  const reconciler = new Reconciler(
+    view,
+    gateway,
+    nat,
+    { intervalMs: config.reconcileIntervalMs, graceMs: config.natGraceMs, markRouted },
+    log,
+  );
   // After a restart, what was admitted is put back; then every ten minutes, in case someone edited OVS by hand.
   const resync = (): void =>
     void encap
@@ -138,6 +192,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   const stopLocal = async (): Promise<void> => {
     informers?.stop();
     clearInterval(resyncTimer);
+    reconciler.stop();
+    marker?.close();
     encap.close();
     nodeDatabases.close();
     northbound.close();
@@ -149,13 +205,16 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     await stopLocal();
     throw new StartupError(`cannot reach OVN Northbound at ${remote}: ${(err as Error).message}`);
   }
+  if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
+  // Without a cluster the view is as synced as it gets: reconcile from it at once.
+  reconciler.start(resyncWhenSynced ?? Promise.resolve());
 
   const app = await buildApp({
     log,
     metrics,
     view,
     routes: parts.routes ?? ROUTES,
-    handlers: parts.handlers ?? new IntentHandlers({ ...encap.intents }),
+    handlers: parts.handlers ?? new IntentHandlers({ ...encap.intents, ...gateway.intents, ...nat.intents }),
     settings: ruleSettings(config),
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,
@@ -195,6 +254,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     caFile,
     northbound,
     view,
+    reconcile: () => reconciler.run(),
     close() {
       closing ??= (async () => {
         log.info({ event: "stopping" }, "stopping: no new requests, finishing those in flight");

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { SOURCES } from "../cluster/informers.js";
+import { WRITES } from "../cluster/routed.js";
 
 interface Rule {
   apiGroups: string[];
@@ -37,10 +38,12 @@ function needed(): string[] {
     if (!m) throw new Error(`cannot read ${s.path}`);
     const [, group = "", namespace = "cluster", resource] = m;
     return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
-  }).sort();
+  })
+    .concat(WRITES.flatMap((w) => w.verbs.map((verb) => `${w.namespace} ${w.group}/${w.resource} ${verb}`)))
+    .sort();
 }
 
-t.test("RBAC grants exactly the verbs and resources the informers use", async (t) => {
+t.test("RBAC grants exactly the verbs and resources the informers and the routed marker use", async (t) => {
   const objects = parseAllDocuments(readFileSync("manifests/base/rbac.yaml", "utf8")).map(
     (d) => d.toJS() as RbacObject,
   );

@@ -6,9 +6,9 @@ export function isIpAddress(text: string): boolean {
   return ipaddr.IPv4.isValidFourPartDecimal(text) || (ipaddr.IPv6.isValid(text) && !text.includes("%"));
 }
 
-/** The canonical text of an address, so 10.0.0.01-style and IPv6 spellings compare equal. */
+/** The canonical text of an address (RFC 5952 for IPv6), so that every spelling of one address compares equal. */
 export function canonicalIp(text: string): string {
-  return ipaddr.parse(text).toNormalizedString();
+  return ipaddr.parse(text).toString();
 }
 
 /** True for a network in CIDR notation (address/prefix), IPv4 or IPv6. */
@@ -25,18 +25,36 @@ export function isCidr(text: string): boolean {
 export function cidrContains(cidr: string, ip: string): boolean {
   try {
     const [network, prefix] = ipaddr.parseCIDR(cidr);
-    const address = ipaddr.parse(ip.replace(/\/\d+$/, ""));
+    const address = ipaddr.parse(addressOf(ip));
     return address.kind() === network.kind() && address.match([network, prefix] as [typeof address, number]);
   } catch {
     return false;
   }
 }
 
-function networkAddress(cidr: string): string {
+/** The network address of a CIDR, canonical ("172.56.0.0" for "172.56.0.1/16"). */
+export function networkAddress(cidr: string): string {
   const [address] = ipaddr.parseCIDR(cidr);
   return address.kind() === "ipv4"
     ? ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()
     : ipaddr.IPv6.networkAddressFromCIDR(cidr).toString();
+}
+
+/** The IPv4 broadcast address of a CIDR; undefined for IPv6 (which has none) and for /31 and /32. */
+export function broadcastAddress(cidr: string): string | undefined {
+  const [address, prefix] = ipaddr.parseCIDR(cidr);
+  if (address.kind() !== "ipv4" || prefix >= 31) return undefined;
+  return ipaddr.IPv4.broadcastAddressFromCIDR(cidr).toString();
+}
+
+/** True when two addresses are the same address (any spelling). */
+export function sameIp(a: string, b: string): boolean {
+  return isIpAddress(a) && isIpAddress(b) && canonicalIp(a) === canonicalIp(b);
+}
+
+/** The address part of "address/prefix" (or the address itself). */
+export function addressOf(text: string): string {
+  return text.replace(/\/\d+$/, "");
 }
 
 /** True when two CIDRs share an address: one holds the other's network address. */

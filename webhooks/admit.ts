@@ -4,11 +4,11 @@
  * failed dependency is answered by the webhook's failure mode.
  */
 import type { ClusterView } from "../cluster/view.js";
-import type { IntentHandlers } from "../handlers/intents.js";
+import { IntentRefused, type IntentHandlers } from "../handlers/intents.js";
 import { encodePatch, type AdmissionResponse, type AdmissionReview } from "./envelope.js";
 import { applyPolicy, policyFor, type PolicyMode } from "./policy.js";
 import { routeFor, type Route, type RuleSettings, type Webhook } from "./rules.js";
-import type { Verdict } from "./verdict.js";
+import { deny, type Verdict } from "./verdict.js";
 
 /** What to answer when a dependency is slow or down: deny with a clear message, or allow with a warning. */
 export type FailureMode = "deny" | "allow";
@@ -96,6 +96,19 @@ export async function admit(
       policy: policy.mode,
     };
   } catch (err) {
+    if (err instanceof IntentRefused) {
+      // Under policy warn the object is admitted without what was refused, and told so.
+      const refused =
+        policy.mode === "warn"
+          ? { ...verdict, intents: [], warnings: [...verdict.warnings, `not programmed: ${err.message}`] }
+          : deny(err.message, verdict.warnings);
+      return {
+        response: toResponse(request.uid, refused, webhook),
+        outcome: refused.allowed ? "warned" : "denied",
+        rule: route.name,
+        policy: policy.mode,
+      };
+    }
     const failure = err instanceof Error ? err.message : String(err);
     const mode = deps.failureModes[webhook];
     const answered: Verdict =

@@ -4,11 +4,19 @@
  * land on a node that has it, and records the encap IP it uses there).
  */
 import type { V1Affinity, V1NodeSelectorTerm } from "@kubernetes/client-node";
-import type { ClusterView } from "../cluster/view.js";
+import { GATEWAY_CONFIGMAP, type ClusterView, type PodFacts } from "../cluster/view.js";
+import {
+  externalAddressProblem,
+  GATEWAY_KEY,
+  holdsAddresses,
+  natWantOf,
+  readGatewayConfig,
+  type GatewayMode,
+} from "./gateway.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
 import type { AdmissionRequest, KubeObject } from "./envelope.js";
 import { ENCAP_IP_ANNOTATION, planeLabel } from "./planes.js";
-import { cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
+import { addressOf, cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
 import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
 import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
 import { subnetOfPod } from "./subnets.js";
@@ -139,7 +147,7 @@ function checkAttachments(
       interfaces.set(attachment.interface, n + 1);
     }
     for (const ip of attachment.ips ?? []) {
-      const address = ip.replace(/\/\d+$/, "");
+      const address = addressOf(ip);
       if (!isIpAddress(address)) return reject(`${at}: ips: ${JSON.stringify(ip)} is not an IP address`);
       const network = attachmentNetwork(attachment, view);
       if (network && !network.cidrs.some((c) => cidrContains(c, address))) {
@@ -190,7 +198,79 @@ export function validatePod(request: AdmissionRequest, view: ClusterView, settin
     const problem = plane && lacksPlane(nodeName, plane, view);
     if (problem) return deny(`spec.nodeName: ${problem}`);
   }
-  return allow();
+  return checkExternalAddresses(request, view);
+}
+
+const named = (pods: PodFacts[]): string =>
+  pods.map((p) => `${p.key}${p.terminating ? " (terminating)" : ""}`).join(", ");
+
+/**
+ * `ovn.kubernetes.io/eip` and `snat` (seed 003): a valid address of the
+ * external network, an EIP held by one pod and never also an SNAT address.
+ * Once the pod has its IP, the NAT intent writes its row; the transaction
+ * that writes it is what finally decides who holds an address.
+ */
+function checkExternalAddresses(request: AdmissionRequest, view: ClusterView): Verdict {
+  const now = annotationsOf(request.object);
+  const before = annotationsOf(request.oldObject);
+  const eip = now[ANNOTATION.eip];
+  const snat = now[ANNOTATION.snat];
+  const name = request.object?.metadata?.name || request.name;
+  const self = `${request.namespace}/${name}`;
+  const hadNat = before[ANNOTATION.eip] !== undefined || before[ANNOTATION.snat] !== undefined;
+  if (eip === undefined && snat === undefined) {
+    // Dropping both releases the row the pod had.
+    return allow(hadNat ? { intents: [{ kind: "nat", owner: self, spec: { pod: self } }] } : {});
+  }
+  for (const [key, value] of [
+    [ANNOTATION.eip, eip],
+    [ANNOTATION.snat, snat],
+  ] as const) {
+    if (value !== undefined && !isIpAddress(value))
+      return reject(
+        `${annotationField(key)}: expected an IP address (e.g. "172.56.0.233"), found ${JSON.stringify(value)}`,
+      );
+  }
+  if (eip !== undefined && snat !== undefined) {
+    return deny(
+      `${annotationField(ANNOTATION.eip)} and ${annotationField(ANNOTATION.snat)}: a pod has either an EIP (its own address, both directions) or an SNAT address (shared, outbound only), not both; found eip ${eip} and snat ${snat}`,
+    );
+  }
+  const key = eip !== undefined ? ANNOTATION.eip : ANNOTATION.snat;
+  const address = (eip ?? snat) as string;
+  const field = annotationField(key);
+  let mode: GatewayMode = "centralized";
+  if (view.knows("ConfigMap")) {
+    const reading = readGatewayConfig(view.gatewayConfig()?.data ?? {});
+    if (!reading.enabled)
+      return deny(
+        `${field}: the external gateway is not enabled (ConfigMap ${GATEWAY_CONFIGMAP} with ${GATEWAY_KEY.enabled}: "true")`,
+      );
+    if (!reading.config)
+      return deny(`${field}: ConfigMap ${GATEWAY_CONFIGMAP} is not usable: ${reading.problems.join("; ")}`);
+    mode = reading.config.mode;
+    const problem = externalAddressProblem(address, reading.config.address, reading.config.nicIp);
+    if (problem) return deny(`${field}: ${problem}`);
+  }
+  const others = (pods: PodFacts[]) => pods.filter((p) => p.key !== self && holdsAddresses(p));
+  if (eip !== undefined) {
+    const holders = others(view.podsWithEip(eip));
+    if (holders.length > 0) return deny(`${field}: ${eip} is already the EIP of pod ${named(holders)}`);
+    const sharing = others(view.podsWithSnat(eip));
+    if (sharing.length > 0)
+      return deny(`${field}: ${eip} is already the SNAT address of pod ${named(sharing)}`);
+  } else {
+    const holders = others(view.podsWithEip(address));
+    if (holders.length > 0) return deny(`${field}: ${address} is already the EIP of pod ${named(holders)}`);
+  }
+  const unchanged = [ANNOTATION.eip, ANNOTATION.snat, ANNOTATION.ipAddress, ANNOTATION.macAddress].every(
+    (k) => now[k] === before[k],
+  );
+  // Already routed and nothing NAT reads changed (a label edit, our own routed mark): nothing to program.
+  if (request.operation === "UPDATE" && unchanged && now[ANNOTATION.routed] === "true") return allow();
+  const want = natWantOf(request.namespace, name, now, mode);
+  if (!want.row && !hadNat) return allow();
+  return allow({ intents: [{ kind: "nat", owner: self, spec: { ...want } }] });
 }
 
 export function mutatePod(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {

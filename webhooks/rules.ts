@@ -8,6 +8,7 @@ import { mutateNode, validateNode } from "./nodes.js";
 import { mutatePod, mutatePodBinding, validatePod } from "./pods.js";
 import { validateSubnet, validateVpcNatGateway } from "./subnets.js";
 import { validateNad } from "./nads.js";
+import { validateConfigMap } from "./configmaps.js";
 import type { Verdict } from "./verdict.js";
 
 export type Webhook = "mutate" | "validate";
@@ -63,6 +64,7 @@ export const ROUTES: readonly Route[] = [
   route("validate", "", "nodes", "", ["CREATE", "UPDATE"], validateNode),
   route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE"], validateSubnet),
   route("validate", "kubeovn.io", "vpc-nat-gateways", "", ["CREATE", "UPDATE"], validateVpcNatGateway),
+  route("validate", "", "configmaps", "", ["CREATE", "UPDATE"], validateConfigMap),
   route(
     "validate",
     "k8s.cni.cncf.io",

@@ -54,21 +54,6 @@ t.test("pods created through the real API server are judged by our webhooks", as
   t.match(real, { code: 400, message: new RegExp(ours.replace(/[[\]().]/g, "\\$&")) });
   await t.rejects(core.readNamespacedPod({ namespace: "shop", name: "qos-typo" }), "nothing was stored");
 
-  // A moved EIP: our mutating webhook's JSON Patch is applied by the API server.
-  await core.createNamespacedPod({
-    namespace: "shop",
-    body: pod("web-0", { "ovn.kubernetes.io/eip": "172.56.0.10", "ovn.kubernetes.io/routed": "true" }),
-  });
-  const current = await core.readNamespacedPod({ namespace: "shop", name: "web-0" });
-  current.metadata!.annotations!["ovn.kubernetes.io/eip"] = "172.56.0.11";
-  const updated = await core.replaceNamespacedPod({ namespace: "shop", name: "web-0", body: current });
-  t.same(
-    updated.metadata?.annotations,
-    { "ovn.kubernetes.io/eip": "172.56.0.11" },
-    "routed dropped without the user touching it",
-  );
-  t.ok(s.logs.some((l) => l.event === "admission" && l.webhook === "mutate" && l.name === "web-0"));
-
   // A namespace labelled warn: the same typo is admitted, once the view has seen the label.
   await core.createNamespace({
     body: { metadata: { name: "lenient", labels: { "ovn-admission.io/policy": "warn" } } },

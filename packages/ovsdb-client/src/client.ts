@@ -85,6 +85,12 @@ export interface Claim {
   table: string;
   /** Column values no row may hold for the claim to succeed. */
   values: Record<string, Value>;
+  /**
+   * Further conditions a row must also meet to count as taking the values,
+   * e.g. `["external_ids", "excludes", { owner: "me" }]` so that the caller's
+   * own row does not block it.
+   */
+  where?: Condition[];
 }
 
 /**
@@ -94,6 +100,7 @@ export interface Claim {
  */
 export function unlessTaken(claim: Claim): WaitOperation {
   const where: Condition[] = Object.entries(claim.values).map(([c, v]) => [c, "==", v]);
+  where.push(...(claim.where ?? []));
   return op.wait(claim.table, where, Object.keys(claim.values), "==", [], 0);
 }
 

@@ -57,3 +57,22 @@ t.test("a lost claim names the table and value, and writes nothing", async (t) =
   const [nat] = await client.transact(NB, [op.select("NAT", [], ["external_ids"])]);
   t.same(nat?.rows, [{ external_ids: { pod: "ns/a" } }]);
 });
+
+t.test("a claim's where lets the holder claim again, and still stops everyone else", async (t) => {
+  const nb = await northbound(t);
+  const client = await connect(t, { remote: nb.unixRemote });
+  await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+  const claimBy = (pod: string) => ({
+    table: "NAT",
+    values: { external_ip: "172.56.0.7" },
+    where: [["external_ids", "excludes", { pod }] as ["external_ids", "excludes", Record<string, string>]],
+  });
+  await client.claim(NB, [claimBy("ns/a")], natFor("172.56.0.7", "ns/a"));
+  await client.claim(NB, [claimBy("ns/a")], []);
+  const err = await client
+    .claim(NB, [claimBy("ns/b")], natFor("172.56.0.7", "ns/b"))
+    .catch((e: unknown) => e);
+  t.ok(err instanceof AlreadyTakenError, "another pod's claim is refused");
+  const [nat] = await client.transact(NB, [op.select("NAT", [], ["external_ids"])]);
+  t.same(nat?.rows, [{ external_ids: { pod: "ns/a" } }]);
+});

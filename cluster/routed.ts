@@ -1,0 +1,118 @@
+/**
+ * Sets `ovn.kubernetes.io/routed: "true"` on a pod once its NAT row is in
+ * place (seed 003: "when the EIP or SNAT rule takes effect, routed is added
+ * again"). A pod admitted at CREATE is not stored yet when its row is written,
+ * so a mark retries until the pod appears; it is dropped when the pod no
+ * longer asks for what was programmed.
+ */
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { ANNOTATION } from "../webhooks/annotations.js";
+
+/** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants it). */
+export const WRITES = [
+  { namespace: "cluster", group: "", resource: "pods", verbs: ["get", "patch"] },
+] as const;
+
+/** `~` and `/` escaped for a JSON Pointer. */
+const pointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+interface Mark {
+  /** True while the pod's annotations still ask for what was programmed. */
+  stillWanted: (annotations: Readonly<Record<string, string>>) => boolean;
+  until: number;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "number" ? code : undefined;
+}
+
+export class RoutedMarker {
+  private readonly core: CoreV1Api;
+  private readonly marks = new Map<string, Mark>();
+  private readonly running = new Set<string>();
+  private closed = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly log: Logger,
+    private readonly retryMs = 250,
+    private readonly giveUpMs = 60_000,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  /** Marks `pod` ("namespace/name") routed, now or as soon as it exists. */
+  mark(pod: string, stillWanted: Mark["stillWanted"]): void {
+    if (this.closed) return;
+    this.marks.set(pod, { stillWanted, until: Date.now() + this.giveUpMs });
+    if (!this.running.has(pod)) void this.run(pod);
+  }
+
+  /** Pods waiting to be marked. */
+  pending(): string[] {
+    return [...this.marks.keys()].sort();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.marks.clear();
+  }
+
+  private async run(key: string): Promise<void> {
+    this.running.add(key);
+    const [namespace = "", name = ""] = key.split("/");
+    try {
+      for (let mark = this.marks.get(key); mark && !this.closed; mark = this.marks.get(key)) {
+        const outcome = await this.attempt(namespace, name, mark).catch((err: unknown) => {
+          this.log.debug({ event: "routed-mark-retry", pod: key, error: (err as Error).message }, "retrying");
+          return "retry" as const;
+        });
+        if (outcome === "done") {
+          if (this.marks.get(key) === mark) this.marks.delete(key);
+          continue;
+        }
+        if (Date.now() > mark.until) {
+          this.log.warn({ event: "routed-mark-gave-up", pod: key }, "pod did not appear; routed not set");
+          this.marks.delete(key);
+          continue;
+        }
+        await new Promise((r) => setTimeout(r, this.retryMs));
+      }
+    } finally {
+      this.running.delete(key);
+    }
+  }
+
+  private async attempt(namespace: string, name: string, mark: Mark): Promise<"done" | "retry"> {
+    let pod;
+    try {
+      pod = await this.core.readNamespacedPod({ namespace, name });
+    } catch (err) {
+      if (statusOf(err) === 404) return "retry";
+      throw err;
+    }
+    const annotations = pod.metadata?.annotations ?? {};
+    if (!mark.stillWanted(annotations) || annotations[ANNOTATION.routed] === "true") return "done";
+    try {
+      await this.core.patchNamespacedPod(
+        {
+          namespace,
+          name,
+          // Only the version we judged: an edit in between is judged again.
+          body: [
+            { op: "test", path: "/metadata/resourceVersion", value: pod.metadata?.resourceVersion },
+            { op: "add", path: `/metadata/annotations/${pointer(ANNOTATION.routed)}`, value: "true" },
+          ],
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+    } catch (err) {
+      if (statusOf(err) === 422 || statusOf(err) === 409) return "retry";
+      throw err;
+    }
+    this.log.info({ event: "routed-marked", pod: `${namespace}/${name}` }, "pod marked routed");
+    return "done";
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Makes OVN agree with the cluster view again: the gateway with its ConfigMap,
+ * NAT rows with pods' EIP and SNAT annotations (rows of deleted pods go, rows
+ * missing after a crash come back, pods whose row is in place are marked
+ * routed). Runs once the view has synced, then every interval. Nothing is
+ * freed at DELETE admission: a terminating pod still uses its address.
+ */
+import type { Logger } from "pino";
+import type { ClusterView } from "../cluster/view.js";
+import { ANNOTATION } from "../webhooks/annotations.js";
+import { gatewayModeOf, holdsAddresses, natWantOf, type NatWant } from "../webhooks/gateway.js";
+import type { GatewayHandler } from "./gateway.js";
+import type { NatHandler, NatReconcile } from "./nat.js";
+
+/** The NAT every pod of the view asks for. */
+export function wantedNat(view: ClusterView): NatWant[] {
+  const mode = gatewayModeOf(view.gatewayConfig()?.data);
+  return view
+    .podsWithNat()
+    .filter(holdsAddresses)
+    .map((p) => natWantOf(p.namespace, p.name, p.annotations, mode));
+}
+
+export interface ReconcilerOptions {
+  intervalMs: number;
+  /** NAT rows younger than this are kept even when the view has no pod for them (it may lag behind). */
+  graceMs: number;
+  /** Marks a pod routed; given the NAT it must still ask for. */
+  markRouted: (want: NatWant) => void;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<NatReconcile | undefined> | undefined;
+
+  constructor(
+    private readonly view: ClusterView,
+    private readonly gateway: GatewayHandler,
+    private readonly nat: NatHandler,
+    private readonly options: ReconcilerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reconciles once `synced` resolves, then every interval. */
+  start(synced: Promise<void>): void {
+    void synced.then(() => {
+      void this.run();
+      this.timer = setInterval(() => void this.run(), this.options.intervalMs);
+      this.timer.unref();
+    });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One pass; a pass already running is joined, not doubled. */
+  run(): Promise<NatReconcile | undefined> {
+    this.running ??= this.pass().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<NatReconcile | undefined> {
+    try {
+      await this.gateway.reconcile();
+    } catch (err) {
+      this.log.warn(
+        { event: "gateway-reconcile-failed", error: (err as Error).message },
+        "gateway not reconciled",
+      );
+    }
+    // Without the pods (no cluster) no row can be told to have lost its pod.
+    if (!this.view.knows("Pod")) return undefined;
+    try {
+      const result = await this.nat.reconcile(wantedNat(this.view), this.options.graceMs);
+      for (const want of result.programmed) {
+        const [namespace = "", name = ""] = want.pod.split("/");
+        if (this.view.pod(namespace, name)?.annotations[ANNOTATION.routed] !== "true")
+          this.options.markRouted(want);
+      }
+      return result;
+    } catch (err) {
+      this.log.warn({ event: "nat-reconcile-failed", error: (err as Error).message }, "NAT not reconciled");
+      return undefined;
+    }
+  }
+}

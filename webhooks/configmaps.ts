@@ -1,0 +1,36 @@
+/**
+ * Rules for ConfigMaps: only the external gateway's
+ * (`kube-system/ovn-external-gw-config`, seed 003) is ours. It is checked key
+ * by key and, once admitted, OVN Northbound is programmed from it.
+ */
+import { GATEWAY_CONFIGMAP, type ClusterView } from "../cluster/view.js";
+import type { AdmissionRequest } from "./envelope.js";
+import { GATEWAY_KEY, readGatewayConfig } from "./gateway.js";
+import type { RuleSettings } from "./rules.js";
+import { allow, reject, type Verdict } from "./verdict.js";
+
+export function validateConfigMap(
+  request: AdmissionRequest,
+  view: ClusterView,
+  _settings: RuleSettings,
+): Verdict {
+  if (`${request.namespace}/${request.name}` !== GATEWAY_CONFIGMAP) return allow();
+  const data = (request.object?.data ?? {}) as Record<string, string>;
+  const reading = readGatewayConfig(data);
+  if (reading.problems.length > 0) {
+    return reject(`ConfigMap ${GATEWAY_CONFIGMAP}: ${reading.problems.join("; ")}`, reading.warnings);
+  }
+  const warnings = [...reading.warnings];
+  const config = reading.enabled ? reading.config : undefined;
+  if (config?.mode === "centralized" && view.knows("Node")) {
+    const unknown = config.nodes.filter((n) => !view.node(n));
+    if (unknown.length > 0)
+      warnings.push(
+        `data["${GATEWAY_KEY.nodes}"]: no node named ${unknown.join(", ")} (yet); the gateway is programmed without it until it joins`,
+      );
+  }
+  return allow({
+    warnings,
+    intents: [{ kind: "gateway", owner: GATEWAY_CONFIGMAP, spec: { config: config ?? null } }],
+  });
+}

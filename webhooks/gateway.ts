@@ -1,0 +1,258 @@
+/**
+ * The external gateway ConfigMap (seed 003, `kube-system/ovn-external-gw-config`)
+ * read in one place: the ConfigMap rule checks it, the pod rule checks EIP and
+ * SNAT addresses against it, the gateway handler programs OVN from it.
+ */
+import { distance } from "fastest-levenshtein";
+import {
+  addressOf,
+  broadcastAddress,
+  canonicalIp,
+  cidrContains,
+  isCidr,
+  isIpAddress,
+  isUnicastMac,
+  networkAddress,
+  sameIp,
+} from "./addresses.js";
+import { ANNOTATION } from "./annotations.js";
+import { interfaceNameProblem } from "./attachments.js";
+
+export const GATEWAY_KEY = {
+  enabled: "enable-external-gw",
+  type: "type",
+  nodes: "external-gw-nodes",
+  nic: "external-gw-nic",
+  address: "external-gw-addr",
+  nicIp: "nic-ip",
+  nicMac: "nic-mac",
+} as const;
+
+/** Keys Kube-OVN reads that we do not: known, so not reported as misspellings. */
+const OTHER_KUBE_OVN_KEYS = ["external-gw-switch", "bfd-enabled", "bfd-min-rx", "bfd-min-tx", "bfd-mult"];
+
+export type GatewayMode = "centralized" | "distributed";
+
+export interface GatewayConfig {
+  mode: GatewayMode;
+  /** Gateway nodes named by `external-gw-nodes` (centralized mode). */
+  nodes: string[];
+  nic: string;
+  /** `external-gw-addr`: the physical gateway's address with the network's prefix, e.g. "172.56.0.1/16". */
+  address: string;
+  /** `nic-ip`: the router port's address with prefix, e.g. "172.56.0.254/16". */
+  nicIp: string;
+  /** `nic-mac`, lower case. */
+  nicMac: string;
+}
+
+export type GatewayReading =
+  | { enabled: false; problems: string[]; warnings: string[] }
+  | { enabled: true; config: GatewayConfig | undefined; problems: string[]; warnings: string[] };
+
+const MODES: readonly GatewayMode[] = ["centralized", "distributed"];
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** `found` is close to exactly one of `choices` (a typo, not another word). */
+function didYouMean(found: string, choices: readonly string[]): string | undefined {
+  const close = choices.filter((c) => distance(found.toLowerCase(), c) <= Math.max(2, c.length / 4));
+  return close.length === 1 ? close[0] : undefined;
+}
+
+const at = (key: string) => `data["${key}"]`;
+const quoted = (v: string) => JSON.stringify(v);
+
+/**
+ * Reads the ConfigMap's data. Every problem names its key, what was expected
+ * and what was found; `config` is set only when there is none.
+ */
+export function readGatewayConfig(data: Readonly<Record<string, string>>): GatewayReading {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const known: string[] = [...Object.values(GATEWAY_KEY), ...OTHER_KUBE_OVN_KEYS];
+  for (const key of Object.keys(data)) {
+    if (known.includes(key)) continue;
+    const near = didYouMean(key, known);
+    warnings.push(
+      `${at(key)}: not a key of the external gateway${near ? `; did you mean ${quoted(near)}?` : ""}`,
+    );
+  }
+
+  const enabled = data[GATEWAY_KEY.enabled];
+  if (enabled !== undefined && enabled !== "true" && enabled !== "false") {
+    problems.push(`${at(GATEWAY_KEY.enabled)}: expected "true" or "false", found ${quoted(enabled)}`);
+  }
+  if (enabled !== "true") return { enabled: false, problems, warnings };
+
+  const type = data[GATEWAY_KEY.type] ?? "centralized";
+  let mode: GatewayMode = "centralized";
+  if ((MODES as readonly string[]).includes(type)) mode = type as GatewayMode;
+  else {
+    const near = didYouMean(type, MODES);
+    problems.push(
+      `${at(GATEWAY_KEY.type)}: ${near ? `did you mean ${quoted(near)}? ` : ""}expected "centralized" or "distributed", found ${quoted(type)}`,
+    );
+  }
+
+  const nodes = (data[GATEWAY_KEY.nodes] ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
+  if (mode === "centralized" && nodes.length === 0) {
+    problems.push(
+      `${at(GATEWAY_KEY.nodes)}: centralized mode needs the gateway nodes' names, comma-separated; found ${quoted(data[GATEWAY_KEY.nodes] ?? "")}`,
+    );
+  }
+  for (const node of nodes) {
+    if (!NODE_NAME.test(node) || node.length > 253)
+      problems.push(`${at(GATEWAY_KEY.nodes)}: ${quoted(node)} is not a node name (a DNS subdomain)`);
+  }
+
+  const nic = data[GATEWAY_KEY.nic];
+  if (nic === undefined || nic === "") {
+    problems.push(
+      `${at(GATEWAY_KEY.nic)}: expected the gateway nodes' interface name (e.g. "eth1"), found none`,
+    );
+  } else {
+    const problem = interfaceNameProblem(nic);
+    if (problem) problems.push(`${at(GATEWAY_KEY.nic)}: ${problem}`);
+  }
+
+  const address = data[GATEWAY_KEY.address] ?? "";
+  const addressOk = isCidr(address) && isIpAddress(addressOf(address));
+  if (!addressOk) {
+    problems.push(
+      `${at(GATEWAY_KEY.address)}: expected the physical gateway's address and prefix (e.g. "172.56.0.1/16"), found ${quoted(address)}`,
+    );
+  }
+
+  const nicIp = data[GATEWAY_KEY.nicIp] ?? "";
+  if (!isCidr(nicIp) || !isIpAddress(addressOf(nicIp))) {
+    problems.push(
+      `${at(GATEWAY_KEY.nicIp)}: expected the router port's address and prefix (e.g. "172.56.0.254/16"), found ${quoted(nicIp)}`,
+    );
+  } else if (addressOk) {
+    const problem = externalAddressProblem(addressOf(nicIp), address, undefined);
+    if (nicIp.split("/")[1] !== address.split("/")[1] || problem) {
+      problems.push(
+        `${at(GATEWAY_KEY.nicIp)}: expected an address of ${networkAddress(address)}/${address.split("/")[1]} (the network of ${GATEWAY_KEY.address}) with the same prefix, found ${quoted(nicIp)}${problem ? `: ${problem}` : ""}`,
+      );
+    }
+  }
+
+  const nicMac = data[GATEWAY_KEY.nicMac] ?? "";
+  if (!isUnicastMac(nicMac)) {
+    problems.push(
+      `${at(GATEWAY_KEY.nicMac)}: expected a unicast MAC address (e.g. "16:52:f3:13:6a:25"), found ${quoted(nicMac)}`,
+    );
+  }
+
+  return {
+    enabled: true,
+    config:
+      problems.length === 0
+        ? { mode, nodes, nic: nic as string, address, nicIp, nicMac: nicMac.toLowerCase() }
+        : undefined,
+    problems,
+    warnings,
+  };
+}
+
+/**
+ * Why `ip` cannot be an external address (EIP, SNAT, nic-ip) on the network
+ * of `gatewayAddress`, or undefined when it can. `nicIp` is left out when the
+ * address being checked is nic-ip itself.
+ */
+export function externalAddressProblem(
+  ip: string,
+  gatewayAddress: string,
+  nicIp: string | undefined,
+): string | undefined {
+  const network = `${networkAddress(gatewayAddress)}/${gatewayAddress.split("/")[1]}`;
+  if (!cidrContains(gatewayAddress, ip)) return `${ip} is outside the external network ${network}`;
+  if (sameIp(ip, networkAddress(gatewayAddress))) return `${ip} is the network address of ${network}`;
+  const broadcast = broadcastAddress(gatewayAddress);
+  if (broadcast && sameIp(ip, broadcast)) return `${ip} is the broadcast address of ${network}`;
+  if (sameIp(ip, addressOf(gatewayAddress)))
+    return `${ip} is the physical gateway's address (external-gw-addr)`;
+  if (nicIp && sameIp(ip, addressOf(nicIp))) return `${ip} is the gateway router port's address (nic-ip)`;
+  return undefined;
+}
+
+/** A NAT row as the cluster router gets it for one pod. */
+export interface NatRow {
+  type: "dnat_and_snat" | "snat";
+  external_ip: string;
+  logical_ip: string;
+  /** Distributed mode, EIP only: the pod's logical switch port and MAC, so its own node answers for the EIP. */
+  logical_port?: string | null;
+  external_mac?: string | null;
+}
+
+/** What a pod's NAT should be: `row` unset means it has none (or cannot have one yet). */
+export interface NatWant {
+  /** "namespace/name". */
+  pod: string;
+  row?: NatRow;
+}
+
+/**
+ * The NAT row a pod's annotations ask for under `config`: none without an
+ * EIP or SNAT address, or before the pod has an address of the same family
+ * (and, for a distributed EIP, its MAC).
+ */
+export function natWantOf(
+  namespace: string,
+  name: string,
+  annotations: Readonly<Record<string, string>>,
+  mode: GatewayMode,
+): NatWant {
+  const pod = `${namespace}/${name}`;
+  const eip = annotations[ANNOTATION.eip];
+  const snat = annotations[ANNOTATION.snat];
+  const external = eip ?? snat;
+  if (external === undefined || !isIpAddress(external)) return { pod };
+  const v6 = external.includes(":");
+  const logicalIp = (annotations[ANNOTATION.ipAddress] ?? "")
+    .split(",")
+    .map((a) => addressOf(a.trim()))
+    .find((a) => isIpAddress(a) && a.includes(":") === v6);
+  if (!logicalIp) return { pod };
+  const addresses = { external_ip: canonicalIp(external), logical_ip: canonicalIp(logicalIp) };
+  if (eip === undefined) return { pod, row: { type: "snat", ...addresses } };
+  if (mode === "centralized") return { pod, row: { type: "dnat_and_snat", ...addresses } };
+  const mac = annotations[ANNOTATION.macAddress];
+  if (!mac || !isUnicastMac(mac)) return { pod };
+  return {
+    pod,
+    row: {
+      type: "dnat_and_snat",
+      ...addresses,
+      logical_port: `${name}.${namespace}`,
+      external_mac: mac.toLowerCase(),
+    },
+  };
+}
+
+/** A pod that has finished no longer uses its address (its IP may go to another pod). */
+export function holdsAddresses(pod: { phase: string }): boolean {
+  return pod.phase !== "Succeeded" && pod.phase !== "Failed";
+}
+
+/** The gateway mode a ConfigMap's data sets (centralized when none that parses). */
+export function gatewayModeOf(data: Readonly<Record<string, string>> | undefined): GatewayMode {
+  const reading = readGatewayConfig(data ?? {});
+  return reading.enabled && reading.config ? reading.config.mode : "centralized";
+}
+
+/** True when two NAT rows are the same row as OVN sees it. */
+export function sameNat(a: NatRow | undefined, b: NatRow | undefined): boolean {
+  if (!a || !b) return a === b;
+  return (
+    a.type === b.type &&
+    a.external_ip === b.external_ip &&
+    a.logical_ip === b.logical_ip &&
+    (a.logical_port ?? null) === (b.logical_port ?? null) &&
+    (a.external_mac ?? null) === (b.external_mac ?? null)
+  );
+}
