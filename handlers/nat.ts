@@ -8,6 +8,8 @@
 import type { Logger } from "pino";
 import {
   AlreadyTakenError,
+  ConnectionClosedError,
+  RequestTimeoutError,
   namedUuid,
   op,
   TimedOutError,
@@ -110,12 +112,16 @@ export class NatHandler {
    * address is taken.
    */
   async ensure(want: NatWant): Promise<NatOutcome> {
-    // Another writer for the same pod (a second replica, a reconcile) changed its rows between read and write: read again.
+    // Read again when another writer for the same pod (a second replica, a reconcile) changed its rows
+    // between read and write, or when the connection was lost (a RAFT leader change): a commit that
+    // happened is then found, one that did not is made.
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.ensureOnce(want);
       } catch (err) {
-        if (!(err instanceof PodRowsChanged) || attempt >= 5) throw err;
+        const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
+        if (!(err instanceof PodRowsChanged || lost) || attempt >= 5) throw err;
+        if (lost) await this.northbound.connect({ timeoutMs: 3_000 });
       }
     }
   }
