@@ -193,3 +193,48 @@ t.test(
     t.ok(allowed.length > 0, "pods were admitted across the leader change");
   },
 );
+
+t.test(
+  "a taken address is a 403 denial whatever the failure mode; policy warn admits it with a warning",
+  async (t) => {
+    const nb = await northboundFor(t);
+    const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
+    await client.connect();
+    t.teardown(() => client.close());
+    await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+    const view = gatewayView();
+    view.replace("Namespace", [
+      { metadata: { name: "lenient", labels: { "ovn-admission.io/policy": "warn" } } },
+    ]);
+    const s = await serviceFor(t, ["--nb-remote", nb.unixRemote, "--validate-failure-mode", "allow"], {
+      view,
+    });
+    const first = responseOf(
+      await s.review("/validate", reviewOf({ name: "first", eip: "172.56.0.50", ip: "10.16.0.1" })),
+    );
+    t.equal(first.allowed, true);
+    const second = responseOf(
+      await s.review("/validate", reviewOf({ name: "second", eip: "172.56.0.50", ip: "10.16.0.2" })),
+    );
+    t.match(second, {
+      allowed: false,
+      status: {
+        code: 403,
+        reason: "Forbidden",
+        message: `metadata.annotations["ovn.kubernetes.io/eip"]: 172.56.0.50 cannot be this pod's EIP: it is already the EIP of pod shop/first`,
+      },
+    });
+    const lenient = reviewOf({ name: "third", eip: "172.56.0.50", ip: "10.16.0.3" });
+    lenient.request.namespace = "lenient";
+    const warned = responseOf(await s.review("/validate", lenient));
+    t.match(warned, {
+      allowed: true,
+      warnings: [/^not programmed: .*already the EIP of pod shop\/first$/],
+    });
+    t.same(
+      (await natRows(client)).map((r) => r.pod),
+      ["shop/first"],
+      "only the holder has a row",
+    );
+  },
+);
