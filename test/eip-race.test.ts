@@ -12,7 +12,7 @@ import { NatHandler } from "../handlers/nat.js";
 import { natWantOf } from "../webhooks/gateway.js";
 import type { KubeObject } from "../webhooks/envelope.js";
 import { podReview, SEED_GATEWAY } from "./fixtures/index.js";
-import { northboundFor, raftNorthboundFor } from "./harness/index.js";
+import { clusterRouterOn, northboundFor, raftNorthboundFor } from "./harness/index.js";
 import { responseOf, serviceFor, type TestService } from "./harness/service.js";
 
 const NB = "OVN_Northbound";
@@ -94,10 +94,7 @@ t.test(
   "200 racing CREATEs for 20 EIPs through 3 instances: 20 NAT rows, 180 denials, every round",
   async (t) => {
     const nb = await northboundFor(t);
-    const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-    await client.connect();
-    t.teardown(() => client.close());
-    await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+    const client = await clusterRouterOn(t, nb.unixRemote);
     const services = await replicas(t, nb.tcpRemote);
     for (let round = 1; round <= 4; round++) {
       const started = performance.now();
@@ -135,14 +132,7 @@ t.test(
   "the RAFT leader killed mid-race: once reconciled, no admitted pod lacks its row, no row lacks its pod",
   async (t) => {
     const cluster = await raftNorthboundFor(t);
-    const client = new OvsdbClient({
-      remote: cluster.remote,
-      database: NB,
-      backoff: { minMs: 50, maxMs: 400 },
-    });
-    await client.connect();
-    t.teardown(() => client.close());
-    await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+    const client = await clusterRouterOn(t, cluster.remote);
     const services = await replicas(t, cluster.remote);
     const leader = await cluster.leader();
     let killed: Promise<void> | undefined;
@@ -198,10 +188,7 @@ t.test(
   "a taken address is a 403 denial whatever the failure mode; policy warn admits it with a warning",
   async (t) => {
     const nb = await northboundFor(t);
-    const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-    await client.connect();
-    t.teardown(() => client.close());
-    await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+    const client = await clusterRouterOn(t, nb.unixRemote);
     const view = gatewayView();
     view.replace("Namespace", [
       { metadata: { name: "lenient", labels: { "ovn-admission.io/policy": "warn" } } },

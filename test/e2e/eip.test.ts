@@ -47,6 +47,11 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
         `${String(r.type)} ${String(r.external_ip)} ${String(r.logical_ip)} ${(r.external_ids as Record<string, string>)["ovn-admission.io/pod"]}`,
     );
   };
+  const routed = (what: string) =>
+    waitFor(what, async () => {
+      const pod = await core.readNamespacedPod({ namespace: "shop", name: "pod-a" });
+      return pod.metadata?.annotations?.[ROUTED] === "true" || undefined;
+    });
   // Kubernetes 1.21+ labels every namespace with its name; 1.20 does not yet.
   const kubeSystem = await core.readNamespace({ name: "kube-system" });
   kubeSystem.metadata!.labels = {
@@ -101,12 +106,7 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
     ["dnat_and_snat 172.56.0.233 10.16.0.9 shop/pod-a"],
     "the NAT row is written at admission",
   );
-  await waitFor("pod-a to be marked routed", async () =>
-    (await core.readNamespacedPod({ namespace: "shop", name: "pod-a" })).metadata?.annotations?.[ROUTED] ===
-    "true"
-      ? true
-      : undefined,
-  );
+  await routed("pod-a to be marked routed");
   t.pass("routed set once the row is in place");
 
   const taken = await core
@@ -134,12 +134,7 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
   const updated = await core.replaceNamespacedPod({ namespace: "shop", name: "pod-a", body: current });
   t.equal(updated.metadata?.annotations?.[ROUTED], undefined, "routed dropped without the user touching it");
   t.same(await natRows(), ["dnat_and_snat 172.56.0.221 10.16.0.9 shop/pod-a"], "the row moved");
-  await waitFor("pod-a to be routed again", async () =>
-    (await core.readNamespacedPod({ namespace: "shop", name: "pod-a" })).metadata?.annotations?.[ROUTED] ===
-    "true"
-      ? true
-      : undefined,
-  );
+  await routed("pod-a to be routed again");
   t.pass("routed again once the row moved");
 
   // Deleted: the reconciler releases the row (not the DELETE admission).

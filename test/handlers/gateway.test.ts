@@ -3,16 +3,20 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import t, { type Test } from "tap";
-import { op, OvsdbClient } from "ovsdb-client";
 import { ClusterState } from "../../cluster/view.js";
 import { NodeDatabases } from "../../handlers/encap.js";
 import { GatewayHandler, type GatewaySettings } from "../../handlers/gateway.js";
 import { IntentRefused } from "../../handlers/intents.js";
 import { readGatewayConfig, type GatewayConfig } from "../../webhooks/gateway.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
-import { northboundFor, nodesFor, type OvsdbServer, type SimulatedNode } from "../harness/index.js";
+import {
+  clusterRouterOn,
+  northboundFor,
+  nodesFor,
+  type OvsdbServer,
+  type SimulatedNode,
+} from "../harness/index.js";
 
-const NB = "OVN_Northbound";
 const log = pino({ level: "silent" });
 const SETTINGS: GatewaySettings = {
   router: "ovn-cluster",
@@ -48,16 +52,13 @@ function configOf(data: Record<string, string>): GatewayConfig {
 async function setup(t: Test, nodeNames: string[], settings = SETTINGS) {
   const nb = await northboundFor(t);
   const nodes = await nodesFor(t, nodeNames);
-  const northbound = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-  await northbound.connect();
-  await northbound.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+  const northbound = await clusterRouterOn(t, nb.unixRemote);
   const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
   const databases = new NodeDatabases({ template: "tcp:{nodeIP}:6640", overrides, ssl: undefined }, log);
   const view = ClusterState.of({ Node: nodeNames.map((name) => ({ metadata: { name } })) });
   const handler = new GatewayHandler(northbound, databases, view, settings, log);
   t.teardown(() => {
     databases.close();
-    northbound.close();
   });
   return { nb, nodes: nodes as SimulatedNode[], northbound, handler };
 }

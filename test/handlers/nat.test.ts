@@ -7,7 +7,7 @@ import { op, OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../handlers/intents.js";
 import { NatHandler } from "../../handlers/nat.js";
 import type { NatWant } from "../../webhooks/gateway.js";
-import { northboundFor, type OvsdbServer } from "../harness/index.js";
+import { clusterRouterOn, northboundFor, type OvsdbServer } from "../harness/index.js";
 
 const NB = "OVN_Northbound";
 const log = pino({ level: "silent" });
@@ -28,12 +28,9 @@ async function natList(nb: OvsdbServer): Promise<string[]> {
 
 async function setup(t: Test) {
   const nb = await northboundFor(t);
-  const northbound = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-  await northbound.connect();
-  await northbound.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+  const northbound = await clusterRouterOn(t, nb.unixRemote);
   const programmed: string[] = [];
   const handler = new NatHandler(northbound, "ovn-cluster", log, (want) => programmed.push(want.pod));
-  t.teardown(() => northbound.close());
   return { nb, northbound, handler, programmed };
 }
 

@@ -5,6 +5,7 @@
  * top: one Open_vSwitch database per simulated node, and tap wiring.
  */
 import type { Test } from "tap";
+import { op, OvsdbClient } from "ovsdb-client";
 import {
   startNorthbound,
   startOpenVswitch,
@@ -45,4 +46,16 @@ export async function nodesFor(t: Test, names: string[]): Promise<SimulatedNode[
   );
   t.teardown(() => Promise.all(nodes.map((n) => n.ovs.stop())));
   return nodes;
+}
+
+/**
+ * A Northbound client for one test, with the cluster router the CNI would
+ * have made (`ovn-cluster`): what gateway and NAT tests start from.
+ */
+export async function clusterRouterOn(t: Test, remote: string): Promise<OvsdbClient> {
+  const client = new OvsdbClient({ remote, database: "OVN_Northbound", backoff: { minMs: 50, maxMs: 400 } });
+  t.teardown(() => client.close());
+  await client.connect({ timeoutMs: 10_000 });
+  await client.transact("OVN_Northbound", [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+  return client;
 }
