@@ -9,9 +9,16 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@ku
 import type { Logger } from "pino";
 import { ANNOTATION } from "../webhooks/annotations.js";
 
-/** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants it). */
+/** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants exactly it). */
 export const WRITES = [
   { namespace: "cluster", group: "", resource: "pods", verbs: ["get", "patch"] },
+  // The reconciler's Lease (cluster/lease.ts), in the service's own namespace.
+  {
+    namespace: "ovn-admission",
+    group: "coordination.k8s.io",
+    resource: "leases",
+    verbs: ["get", "create", "update"],
+  },
 ] as const;
 
 /** `~` and `/` escaped for a JSON Pointer. */

@@ -27,6 +27,8 @@ export interface ReconcilerOptions {
   graceMs: number;
   /** Marks a pod routed; given the NAT it must still ask for. */
   markRouted: (want: NatWant) => void;
+  /** Whether this replica reconciles now (the Lease leader); always, when not given. */
+  leading?: () => boolean;
 }
 
 export class Reconciler {
@@ -61,6 +63,7 @@ export class Reconciler {
   }
 
   private async pass(): Promise<NatReconcile | undefined> {
+    if (this.options.leading && !this.options.leading()) return undefined;
     try {
       await this.gateway.reconcile();
     } catch (err) {

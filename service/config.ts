@@ -48,6 +48,9 @@ export interface Config {
   reconcileIntervalMs: number;
   /** How long a NAT row whose pod the view does not show is kept (the view may lag behind another replica). */
   natGraceMs: number;
+  /** Namespace of the Lease that elects the replica which reconciles. */
+  leaseNamespace: string;
+  leaseDurationMs: number;
   /** Where the local Northbound keeps its database file between runs. */
   stateDir: string;
   /** Kubeconfig file of the cluster to watch; unset: in-cluster service account, else no cluster. */
@@ -375,6 +378,22 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     env: "OVN_ADMISSION_NAT_RELEASE_GRACE",
     describe: "seconds a new NAT row is kept when the cluster view does not show its pod yet",
     fallback: () => "60",
+    parse: seconds,
+  },
+  leaseNamespace: {
+    key: "leaseNamespace",
+    flag: "lease-namespace",
+    env: "POD_NAMESPACE",
+    describe: "namespace of the Lease ovn-admission-reconciler that elects the one replica that reconciles",
+    fallback: () => "ovn-admission",
+    parse: text,
+  },
+  leaseDurationMs: {
+    key: "leaseDurationMs",
+    flag: "lease-duration",
+    env: "OVN_ADMISSION_LEASE_DURATION",
+    describe: "seconds another replica waits before taking over from a leader that stopped renewing",
+    fallback: () => "15",
     parse: seconds,
   },
   stateDir: {

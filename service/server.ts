@@ -3,7 +3,9 @@
  * ovsdb-server on embedded defaults), the cluster view, the HTTPS app. The
  * only place that listens and that shuts down.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import os from "node:os";
 import type { Server as TlsServer } from "node:tls";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
@@ -17,6 +19,7 @@ import { GatewayHandler } from "../handlers/gateway.js";
 import { NatHandler, type NatReconcile } from "../handlers/nat.js";
 import { Reconciler } from "../handlers/reconciler.js";
 import { RoutedMarker } from "../cluster/routed.js";
+import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
 import { buildApp } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
@@ -170,11 +173,31 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);
+  // With a cluster, one replica reconciles: the holder of the Lease. Without one there is only us.
+  const elector = cluster
+    ? new LeaseElector(
+        cluster.kubeConfig,
+        {
+          namespace: config.leaseNamespace,
+          name: LEASE_NAME,
+          identity: `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+          leaseDurationMs: config.leaseDurationMs,
+          retryMs: Math.min(2_000, config.leaseDurationMs / 4),
+        },
+        log,
+        (leading) => void (leading && reconciler.run()),
+      )
+    : undefined;
   const reconciler = new Reconciler(
     view,
     gateway,
     nat,
-    { intervalMs: config.reconcileIntervalMs, graceMs: config.natGraceMs, markRouted },
+    {
+      intervalMs: config.reconcileIntervalMs,
+      graceMs: config.natGraceMs,
+      markRouted,
+      ...(elector ? { leading: () => elector.isLeader } : {}),
+    },
     log,
   );
   // After a restart, what was admitted is put back; then every ten minutes, in case someone edited OVS by hand.
@@ -194,6 +217,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     clearInterval(resyncTimer);
     reconciler.stop();
     marker?.close();
+    await elector?.stop();
     encap.close();
     nodeDatabases.close();
     northbound.close();
@@ -208,6 +232,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
   // Without a cluster the view is as synced as it gets: reconcile from it at once.
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
+  elector?.start();
 
   const app = await buildApp({
     log,

@@ -49,6 +49,6 @@ t.test("RBAC grants exactly the verbs and resources the informers and the routed
   );
   t.same(granted(objects), needed());
   const bindings = objects.filter((o) => o.kind.endsWith("Binding"));
-  t.equal(bindings.length, 2, "each role is bound to the service account");
+  t.equal(bindings.length, 3, "each role is bound to the service account");
   t.match(readFileSync("manifests/base/kustomization.yaml", "utf8"), /- rbac\.yaml/);
 });

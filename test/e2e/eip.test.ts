@@ -34,6 +34,8 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
     "0.5",
     "--nat-release-grace",
     "0.5",
+    "--lease-namespace",
+    "default",
   ]);
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
@@ -143,6 +145,10 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
     (await natRows()).length === 0 ? true : undefined,
   );
   t.pass("the deleted pod's row is gone");
+  t.ok(
+    s.logs.some((l) => l.event === "lease-acquired"),
+    "the reconciler ran as the holder of the Lease",
+  );
 
   // Disabled: exactly the gateway rows go; the cluster router stays.
   const current2 = await core.readNamespacedConfigMap({

@@ -1,0 +1,164 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go's
+ * leaderelection does it: the holder renews the lease; a candidate takes it
+ * over only when the record has not changed for a whole lease duration by its
+ * own clock (never comparing clocks across machines). Only the leader
+ * reconciles; every replica still admits.
+ */
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+
+/** The Lease whose holder reconciles. */
+export const LEASE_NAME = "ovn-admission-reconciler";
+
+export interface LeaseSettings {
+  namespace: string;
+  name: string;
+  /** Who we are in `holderIdentity`: unique per replica. */
+  identity: string;
+  leaseDurationMs: number;
+  /** How often the holder renews and a candidate retries; well below the duration. */
+  retryMs: number;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "number" ? code : undefined;
+}
+
+export class LeaseElector {
+  private readonly coordination: CoordinationV1Api;
+  private leading = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** The last record seen (holder and renew time) and when, by our clock. */
+  private observed: { record: string; at: number } | undefined;
+  private stopped = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly settings: LeaseSettings,
+    private readonly log: Logger,
+    private readonly onChange: (leading: boolean) => void = () => undefined,
+  ) {
+    this.coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    const tick = async (): Promise<void> => {
+      if (this.stopped) return;
+      await this.attempt().catch((err: unknown) => {
+        this.log.warn({ event: "lease-error", error: (err as Error).message }, "cannot reach the lease");
+        // A holder that cannot renew must assume it lost the lease before anyone else can take it.
+        if (
+          this.leading &&
+          this.observed &&
+          Date.now() - this.observed.at > this.settings.leaseDurationMs / 2
+        )
+          this.setLeading(false);
+      });
+      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.settings.retryMs);
+    };
+    void tick();
+  }
+
+  /** Stops trying; a leader gives the lease up so that another replica takes over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.setLeading(false);
+    try {
+      const lease = await this.read();
+      if (lease?.spec?.holderIdentity !== this.settings.identity) return;
+      lease.spec = { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1 };
+      await this.coordination.replaceNamespacedLease({
+        namespace: this.settings.namespace,
+        name: this.settings.name,
+        body: lease,
+      });
+    } catch (err) {
+      this.log.debug({ event: "lease-release-failed", error: (err as Error).message }, "lease not released");
+    }
+  }
+
+  private async read(): Promise<V1Lease | undefined> {
+    try {
+      return await this.coordination.readNamespacedLease({
+        namespace: this.settings.namespace,
+        name: this.settings.name,
+      });
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  private spec(transitions: number, acquired?: V1MicroTime) {
+    const now = new V1MicroTime();
+    return {
+      holderIdentity: this.settings.identity,
+      leaseDurationSeconds: Math.max(1, Math.ceil(this.settings.leaseDurationMs / 1000)),
+      acquireTime: acquired ?? now,
+      renewTime: now,
+      leaseTransitions: transitions,
+    };
+  }
+
+  private async attempt(): Promise<void> {
+    const { namespace, name, identity } = this.settings;
+    const lease = await this.read();
+    if (!lease) {
+      try {
+        await this.coordination.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: this.spec(0) },
+        });
+        this.observed = { record: identity, at: Date.now() };
+        this.setLeading(true);
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err; // another replica created it first
+      }
+      return;
+    }
+    const holder = lease.spec?.holderIdentity ?? "";
+    const record = `${holder}@${String(lease.spec?.renewTime?.toISOString?.() ?? lease.spec?.renewTime ?? "")}`;
+    const now = Date.now();
+    if (this.observed?.record !== record) this.observed = { record, at: now };
+    const expired = holder === "" || now - this.observed.at >= this.settings.leaseDurationMs;
+    if (holder !== identity && !expired) {
+      this.setLeading(false);
+      return;
+    }
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
+    lease.spec = this.spec(transitions, holder === identity ? lease.spec?.acquireTime : undefined);
+    try {
+      // resourceVersion makes this a compare-and-swap: of two candidates, one wins.
+      const renewed = await this.coordination.replaceNamespacedLease({ namespace, name, body: lease });
+      this.observed = {
+        record: `${identity}@${String(renewed.spec?.renewTime?.toISOString?.() ?? "")}`,
+        at: Date.now(),
+      };
+      this.setLeading(true);
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+      this.setLeading(false);
+    }
+  }
+
+  private setLeading(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.log.info(
+      {
+        event: leading ? "lease-acquired" : "lease-lost",
+        lease: `${this.settings.namespace}/${this.settings.name}`,
+      },
+      leading ? "leading: this replica reconciles" : "not leading: another replica reconciles",
+    );
+    this.onChange(leading);
+  }
+}

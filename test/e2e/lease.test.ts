@@ -1,0 +1,88 @@
+/** The reconciler's leader election on a real kube-apiserver's Lease. */
+import { CoordinationV1Api, CoreV1Api, V1MicroTime } from "@kubernetes/client-node";
+import { pino } from "pino";
+import t from "tap";
+import { LeaseElector } from "../../cluster/lease.js";
+import { kubeFor } from "../harness/kube.js";
+import { waitFor } from "../harness/wait.js";
+
+const log = pino({ level: "silent" });
+const settings = (identity: string) => ({
+  namespace: "ovn-admission",
+  name: "ovn-admission-reconciler",
+  identity,
+  leaseDurationMs: 2_000,
+  retryMs: 200,
+});
+
+t.test("three replicas: one leads; when it stops, another takes over at once", async (t) => {
+  const kube = await kubeFor(t);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  const coordination = kube.kubeConfig.makeApiClient(CoordinationV1Api);
+  await core.createNamespace({ body: { metadata: { name: "ovn-admission" } } });
+  const holder = async () =>
+    (await coordination.readNamespacedLease({ namespace: "ovn-admission", name: "ovn-admission-reconciler" }))
+      .spec?.holderIdentity;
+
+  const changes: string[] = [];
+  const electors = ["a", "b", "c"].map(
+    (id) =>
+      new LeaseElector(kube.kubeConfig, settings(id), log, (leading) => changes.push(`${id}:${leading}`)),
+  );
+  t.teardown(() => Promise.all(electors.map((e) => e.stop())));
+  for (const e of electors) e.start();
+  const first = await waitFor("a leader", () => electors.find((e) => e.isLeader));
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.equal(electors.filter((e) => e.isLeader).length, 1, "exactly one leads, also a second later");
+  const firstId = ["a", "b", "c"][electors.indexOf(first)] as string;
+  t.equal(await holder(), firstId, "the Lease names it");
+
+  const handedOver = Date.now();
+  await first.stop();
+  const second = await waitFor(
+    "another leader",
+    () => electors.find((e) => e !== first && e.isLeader),
+    5_000,
+  );
+  t.ok(Date.now() - handedOver < 1_500, `a released lease is taken at once (${Date.now() - handedOver} ms)`);
+  t.not(second, first);
+  t.equal(electors.filter((e) => e.isLeader).length, 1);
+  t.equal(changes.filter((c) => c.endsWith(":true")).length, 2, "two acquisitions in all");
+});
+
+t.test(
+  "a holder that stopped renewing (a crashed replica) is replaced only after the lease duration",
+  async (t) => {
+    const kube = await kubeFor(t);
+    const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+    const coordination = kube.kubeConfig.makeApiClient(CoordinationV1Api);
+    await core.createNamespace({ body: { metadata: { name: "ovn-admission" } } });
+    await coordination.createNamespacedLease({
+      namespace: "ovn-admission",
+      body: {
+        metadata: { name: "ovn-admission-reconciler", namespace: "ovn-admission" },
+        spec: {
+          holderIdentity: "crashed",
+          leaseDurationSeconds: 2,
+          renewTime: new V1MicroTime(),
+          leaseTransitions: 3,
+        },
+      },
+    });
+    const elector = new LeaseElector(kube.kubeConfig, settings("survivor"), log);
+    t.teardown(() => elector.stop());
+    const started = Date.now();
+    elector.start();
+    await new Promise((r) => setTimeout(r, 1_000));
+    t.equal(elector.isLeader, false, "not while the holder's lease may still run");
+    await waitFor("the lease to expire and be taken", () => elector.isLeader, 6_000);
+    const took = Date.now() - started;
+    t.ok(took >= 2_000, `taken after the 2 s duration (${took} ms)`);
+    const lease = await coordination.readNamespacedLease({
+      namespace: "ovn-admission",
+      name: "ovn-admission-reconciler",
+    });
+    t.equal(lease.spec?.holderIdentity, "survivor");
+    t.equal(lease.spec?.leaseTransitions, 4, "the takeover is counted");
+  },
+);
