@@ -33,6 +33,7 @@ export class LeaseElector {
   /** The last record seen (holder and renew time) and when, by our clock. */
   private observed: { record: string; at: number } | undefined;
   private stopped = false;
+  private lastError: string | undefined;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -50,16 +51,23 @@ export class LeaseElector {
   start(): void {
     const tick = async (): Promise<void> => {
       if (this.stopped) return;
-      await this.attempt().catch((err: unknown) => {
-        this.log.warn({ event: "lease-error", error: (err as Error).message }, "cannot reach the lease");
-        // A holder that cannot renew must assume it lost the lease before anyone else can take it.
-        if (
-          this.leading &&
-          this.observed &&
-          Date.now() - this.observed.at > this.settings.leaseDurationMs / 2
-        )
-          this.setLeading(false);
-      });
+      await this.attempt().then(
+        () => (this.lastError = undefined),
+        (err: unknown) => {
+          const error = (err as Error).message;
+          // Once per distinct problem, not every retry.
+          if (error !== this.lastError)
+            this.log.warn({ event: "lease-error", error }, "cannot take or renew the reconciler's Lease");
+          this.lastError = error;
+          // A holder that cannot renew must assume it lost the lease before anyone else can take it.
+          if (
+            this.leading &&
+            this.observed &&
+            Date.now() - this.observed.at > this.settings.leaseDurationMs / 2
+          )
+            this.setLeading(false);
+        },
+      );
       if (!this.stopped) this.timer = setTimeout(() => void tick(), this.settings.retryMs);
     };
     void tick();
@@ -120,6 +128,10 @@ export class LeaseElector {
         this.observed = { record: identity, at: Date.now() };
         this.setLeading(true);
       } catch (err) {
+        if (statusOf(err) === 404)
+          throw new Error(
+            `namespace ${namespace} does not exist (--lease-namespace): no replica reconciles until it does`,
+          );
         if (statusOf(err) !== 409) throw err; // another replica created it first
       }
       return;

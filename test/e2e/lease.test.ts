@@ -86,3 +86,22 @@ t.test(
     t.equal(lease.spec?.leaseTransitions, 4, "the takeover is counted");
   },
 );
+
+t.test("no namespace for the Lease: said once, clearly, and nobody leads", async (t) => {
+  const kube = await kubeFor(t);
+  const lines: Array<Record<string, unknown>> = [];
+  const capture = pino(
+    { level: "warn" },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  const elector = new LeaseElector(kube.kubeConfig, { ...settings("lonely"), namespace: "nowhere" }, capture);
+  t.teardown(() => elector.stop());
+  elector.start();
+  await new Promise((r) => setTimeout(r, 1_200));
+  t.equal(elector.isLeader, false);
+  t.same(
+    lines.map((l) => l.error),
+    ["namespace nowhere does not exist (--lease-namespace): no replica reconciles until it does"],
+    "one line for several failed attempts",
+  );
+});
