@@ -19,7 +19,7 @@ import { ENCAP_IP_ANNOTATION, planeLabel } from "./planes.js";
 import { addressOf, cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
 import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
 import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
-import { subnetOfPod } from "./subnets.js";
+import { DEFAULT_VPC, subnetOfPod } from "./subnets.js";
 import { buildPatch, editable } from "./patch.js";
 import type { RuleSettings } from "./rules.js";
 import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
@@ -198,7 +198,7 @@ export function validatePod(request: AdmissionRequest, view: ClusterView, settin
     const problem = plane && lacksPlane(nodeName, plane, view);
     if (problem) return deny(`spec.nodeName: ${problem}`);
   }
-  return checkExternalAddresses(request, view);
+  return checkExternalAddresses(request, view, settings);
 }
 
 const named = (pods: PodFacts[]): string =>
@@ -210,7 +210,11 @@ const named = (pods: PodFacts[]): string =>
  * Once the pod has its IP, the NAT intent writes its row; the transaction
  * that writes it is what finally decides who holds an address.
  */
-function checkExternalAddresses(request: AdmissionRequest, view: ClusterView): Verdict {
+function checkExternalAddresses(
+  request: AdmissionRequest,
+  view: ClusterView,
+  settings: RuleSettings,
+): Verdict {
   const now = annotationsOf(request.object);
   const before = annotationsOf(request.oldObject);
   const eip = now[ANNOTATION.eip];
@@ -239,6 +243,13 @@ function checkExternalAddresses(request: AdmissionRequest, view: ClusterView): V
   const key = eip !== undefined ? ANNOTATION.eip : ANNOTATION.snat;
   const address = (eip ?? snat) as string;
   const field = annotationField(key);
+  // The gateway ConfigMap serves the default VPC (seed 003); a custom VPC has its own NAT gateway.
+  const subnet = subnetOfPod(request.namespace, now, view, settings.defaultSubnet);
+  if (subnet?.vpc && subnet.vpc !== DEFAULT_VPC) {
+    return deny(
+      `${field}: the pod's subnet ${subnet.name} is in VPC ${subnet.vpc}; EIP and SNAT through ${GATEWAY_CONFIGMAP} serve the default VPC ${DEFAULT_VPC} only (a custom VPC uses a VpcNatGateway)`,
+    );
+  }
   let mode: GatewayMode = "centralized";
   if (view.knows("ConfigMap")) {
     const reading = readGatewayConfig(view.gatewayConfig()?.data ?? {});

@@ -24,7 +24,7 @@ export function subnetOfPod(
 }
 
 /** Kube-OVN's default VPC: subnets that name none are in it. */
-const DEFAULT_VPC = "ovn-cluster";
+export const DEFAULT_VPC = "ovn-cluster";
 
 /** provider, vpc and CIDR: the attachment a provider names exists, the VPC exists, no overlap inside one VPC. */
 function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict | undefined {

@@ -168,3 +168,23 @@ t.test("UPDATE: a changed EIP drops routed and moves the row; a removed one rele
   ).request;
   t.equal(validatePod(ipArrives, viewWith(), settings).intents.length, 1, "the IP arriving programs the row");
 });
+
+t.test("a pod of a custom VPC has no EIP through the gateway ConfigMap", async (t) => {
+  const view = ClusterState.of({
+    ConfigMap: [gatewayConfigMap(SEED_GATEWAY)],
+    Subnet: [{ metadata: { name: "vpc1-net" }, spec: { cidrBlock: "192.168.0.0/24", vpc: "vpc1" } }],
+  });
+  const verdict = validateCreate(
+    { [EIP]: "172.56.0.233", "ovn.kubernetes.io/logical_switch": "vpc1-net" },
+    view,
+  );
+  t.equal(
+    verdict.message,
+    `${field(EIP)}: the pod's subnet vpc1-net is in VPC vpc1; EIP and SNAT through kube-system/ovn-external-gw-config serve the default VPC ovn-cluster only (a custom VPC uses a VpcNatGateway)`,
+  );
+  const defaultVpc = ClusterState.of({
+    ConfigMap: [gatewayConfigMap(SEED_GATEWAY)],
+    Subnet: [{ metadata: { name: "ovn-default" }, spec: { cidrBlock: "10.16.0.0/16", vpc: "ovn-cluster" } }],
+  });
+  t.equal(validateCreate({ [EIP]: "172.56.0.233" }, defaultVpc).allowed, true, "the default VPC's subnet");
+});
