@@ -70,6 +70,7 @@ export class RoutedMarker {
   private async run(key: string): Promise<void> {
     this.running.add(key);
     const [namespace = "", name = ""] = key.split("/");
+    let attempt = 0;
     try {
       for (let mark = this.marks.get(key); mark && !this.closed; mark = this.marks.get(key)) {
         const outcome = await this.attempt(namespace, name, mark).catch((err: unknown) => {
@@ -85,7 +86,8 @@ export class RoutedMarker {
           this.marks.delete(key);
           continue;
         }
-        await new Promise((r) => setTimeout(r, this.retryMs));
+        // From retryMs, doubling up to 5 s: a pod that never appears (denied later) costs few requests.
+        await new Promise((r) => setTimeout(r, Math.min(5_000, this.retryMs * 2 ** Math.min(attempt++, 5))));
       }
     } finally {
       this.running.delete(key);

@@ -72,12 +72,13 @@ export class GatewayHandler {
     const found = await Promise.allSettled(
       nodes.map(async (node) => {
         const client = this.nodeDatabases.client(node, this.view.node(node)?.internalIP);
-        await client.connect({ timeoutMs: 2_000 });
+        // Well inside the admission deadline: a node that does not answer is left out, not waited for.
+        await client.connect({ timeoutMs: 1_000 });
         const [selected] = await client.transact(
           "Open_vSwitch",
           [op.select("Open_vSwitch", [], ["external_ids"])],
           {
-            timeoutMs: 2_000,
+            timeoutMs: 1_000,
           },
         );
         const systemId = (selected?.rows?.[0]?.external_ids as Record<string, string> | undefined)?.[

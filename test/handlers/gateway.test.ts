@@ -221,3 +221,16 @@ t.test("no cluster router: a clear error, nothing written", async (t) => {
   });
   t.equal((await nbctl(nb, "ls-list")).trim(), "");
 });
+
+t.test("a gateway node whose database hangs is left out within the admission deadline", async (t) => {
+  const { nb, handler, nodes } = await setup(t, ["gw-1", "gw-2"]);
+  const hung = (nodes[1] as SimulatedNode).ovs;
+  hung.freeze();
+  t.teardown(() => hung.thaw());
+  const started = Date.now();
+  const warnings = await handler.apply(configOf({ ...SEED_GATEWAY, "external-gw-nodes": "gw-1,gw-2" }));
+  const took = Date.now() - started;
+  t.ok(took < 1_900, `answered in ${took} ms, inside the 2 s deadline`);
+  t.match(warnings, [/^gateway node gw-2: /]);
+  t.match(await nbctl(nb, "show"), /gateway chassis: \[chassis-gw-1\]/);
+});
