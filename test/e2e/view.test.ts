@@ -22,6 +22,15 @@ async function rbacLimitedKubeConfig(kube: KubeApi): Promise<KubeConfig> {
   const docs = parseAllDocuments(readFileSync("manifests/base/rbac.yaml", "utf8")).map(
     (d) => d.toJS() as KubernetesObject & { subjects?: unknown[] },
   );
+  // The service's own namespace (where its Lease role lives) exists wherever it is deployed.
+  const namespaces = new Set(docs.map((d) => d.metadata?.namespace).filter((n): n is string => Boolean(n)));
+  for (const name of namespaces) {
+    await kube.objects
+      .create({ apiVersion: "v1", kind: "Namespace", metadata: { name } })
+      .catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+  }
   for (const doc of docs) {
     if (doc.kind?.endsWith("Binding"))
       doc.subjects = [{ kind: "User", name: USER, apiGroup: "rbac.authorization.k8s.io" }];
