@@ -231,8 +231,9 @@ export class NatHandler {
 
   /**
    * Makes NAT rows and pods agree: every pod in `wanted` gets its row, every
-   * row of ours whose pod is not wanted goes, unless it was written less than
-   * `graceMs` ago (its pod may not be in the view yet).
+   * row of ours whose pod is not wanted goes. A row written less than
+   * `graceMs` ago is neither moved nor released: the view may not show the
+   * admission that wrote it yet.
    */
   async reconcile(wanted: readonly NatWant[], graceMs: number): Promise<NatReconcile> {
     const result: NatReconcile = { written: [], released: [], conflicts: [], programmed: [] };
@@ -240,12 +241,16 @@ export class NatHandler {
     const byPod = new Map<string, OwnedNat[]>();
     for (const row of owned) byPod.set(row.pod, [...(byPod.get(row.pod) ?? []), row]);
     const wantedPods = new Set(wanted.map((w) => w.pod));
+    const now = Date.now();
+    // A row written in the last graceMs may be newer than the view (another replica just admitted a change): leave it.
+    const young = (rows: OwnedNat[]) => rows.some((r) => now - r.since < graceMs);
     for (const want of wanted) {
       const rows = byPod.get(want.pod) ?? [];
       if (want.row && rows.length === 1 && sameNat(rows[0] as OwnedNat, want.row)) {
         result.programmed.push(want);
         continue;
       }
+      if (young(rows)) continue;
       try {
         const outcome = await this.ensure(want);
         if (outcome === "written") result.written.push(want.pod);
@@ -254,9 +259,8 @@ export class NatHandler {
         result.conflicts.push(`${want.pod}: ${(err as Error).message}`);
       }
     }
-    const now = Date.now();
     for (const [pod, rows] of byPod) {
-      if (wantedPods.has(pod) || rows.some((r) => now - r.since < graceMs)) continue;
+      if (wantedPods.has(pod) || young(rows)) continue;
       await this.ensure({ pod });
       result.released.push(pod);
     }

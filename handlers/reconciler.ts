@@ -29,6 +29,8 @@ export interface ReconcilerOptions {
   markRouted: (want: NatWant) => void;
   /** Whether this replica reconciles now (the Lease leader); always, when not given. */
   leading?: () => boolean;
+  /** Told what each NAT pass changed (for metrics). */
+  onNatReconciled?: (result: NatReconcile) => void;
 }
 
 export class Reconciler {
@@ -76,6 +78,7 @@ export class Reconciler {
     if (!this.view.knows("Pod")) return undefined;
     try {
       const result = await this.nat.reconcile(wantedNat(this.view), this.options.graceMs);
+      this.options.onNatReconciled?.(result);
       for (const want of result.programmed) {
         const [namespace = "", name = ""] = want.pod.split("/");
         if (this.view.pod(namespace, name)?.annotations[ANNOTATION.routed] !== "true")

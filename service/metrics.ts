@@ -11,6 +11,8 @@ export interface Metrics {
   malformed: Counter<"reason">;
   ovsdbTransactionDuration: Histogram<"database" | "result">;
   cacheRows: Gauge<"cache">;
+  reconcilerLeader: Gauge;
+  natReconciled: Counter<"change">;
 }
 
 export function createMetrics(cacheSizes: () => Record<string, number> = () => ({})): Metrics {
@@ -42,6 +44,17 @@ export function createMetrics(cacheSizes: () => Record<string, number> = () => (
       help: "OVSDB transaction latency, by database and result",
       labelNames: ["database", "result"],
       buckets: API_SERVER_BUCKETS,
+      registers: [registry],
+    }),
+    reconcilerLeader: new Gauge({
+      name: "ovn_admission_reconciler_leader",
+      help: "1 while this replica holds the reconciler's Lease (or runs without a cluster), else 0",
+      registers: [registry],
+    }),
+    natReconciled: new Counter({
+      name: "ovn_admission_nat_reconciled_total",
+      help: "NAT rows the reconciler changed: written (missing after a crash), released (pod gone), conflict (address held by another)",
+      labelNames: ["change"],
       registers: [registry],
     }),
     cacheRows: new Gauge({

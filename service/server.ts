@@ -185,9 +185,13 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
           retryMs: Math.min(2_000, config.leaseDurationMs / 4),
         },
         log,
-        (leading) => void (leading && reconciler.run()),
+        (leading) => {
+          metrics.reconcilerLeader.set(leading ? 1 : 0);
+          if (leading) void reconciler.run();
+        },
       )
     : undefined;
+  if (!elector) metrics.reconcilerLeader.set(1);
   const reconciler = new Reconciler(
     view,
     gateway,
@@ -196,6 +200,11 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       intervalMs: config.reconcileIntervalMs,
       graceMs: config.natGraceMs,
       markRouted,
+      onNatReconciled: (result) => {
+        metrics.natReconciled.inc({ change: "written" }, result.written.length);
+        metrics.natReconciled.inc({ change: "released" }, result.released.length);
+        metrics.natReconciled.inc({ change: "conflict" }, result.conflicts.length);
+      },
       ...(elector ? { leading: () => elector.isLeader } : {}),
     },
     log,

@@ -49,9 +49,9 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
         `${String(r.type)} ${String(r.external_ip)} ${String(r.logical_ip)} ${(r.external_ids as Record<string, string>)["ovn-admission.io/pod"]}`,
     );
   };
-  const routed = (what: string) =>
+  const routed = (what: string, name = "pod-a") =>
     waitFor(what, async () => {
-      const pod = await core.readNamespacedPod({ namespace: "shop", name: "pod-a" });
+      const pod = await core.readNamespacedPod({ namespace: "shop", name });
       return pod.metadata?.annotations?.[ROUTED] === "true" || undefined;
     });
   // Kubernetes 1.21+ labels every namespace with its name; 1.20 does not yet.
@@ -149,6 +149,22 @@ t.test("the gateway ConfigMap and pods' EIPs through a real API server", async (
     s.logs.some((l) => l.event === "lease-acquired"),
     "the reconciler ran as the holder of the Lease",
   );
+  const metrics = (await s.request("GET", "/metrics")).text;
+  t.match(metrics, /ovn_admission_reconciler_leader 1/);
+  t.match(metrics, /ovn_admission_nat_reconciled_total\{change="released"\} 1/);
+
+  // An IPAM that sets the address after creation (Kube-OVN's controller does): the row comes with that UPDATE.
+  await core.createNamespacedPod({ namespace: "shop", body: pod("pod-d", { [EIP]: "172.56.0.250" }) });
+  t.same(await natRows(), [], "no row before the pod has its IP");
+  const unaddressed = await core.readNamespacedPod({ namespace: "shop", name: "pod-d" });
+  unaddressed.metadata!.annotations![IP] = "10.16.0.12";
+  await core.replaceNamespacedPod({ namespace: "shop", name: "pod-d", body: unaddressed });
+  t.same(
+    await natRows(),
+    ["dnat_and_snat 172.56.0.250 10.16.0.12 shop/pod-d"],
+    "written when the IP arrives",
+  );
+  await routed("pod-d to be marked routed", "pod-d");
 
   // Disabled: exactly the gateway rows go; the cluster router stays.
   const current2 = await core.readNamespacedConfigMap({

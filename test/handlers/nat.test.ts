@@ -167,6 +167,8 @@ t.test("reconcile: missing rows come back, rows of gone pods go after the grace"
     "dnat_and_snat 172.56.0.3 10.16.0.3",
     "dnat_and_snat 172.56.0.4 10.16.0.4",
   ]);
+  const stale = await handler.reconcile([...wanted, { pod: "shop/young" }], 60_000);
+  t.same(stale.released, [], "a young row is not released for a view that lags behind");
   const later = await handler.reconcile(wanted, 0);
   t.same(later.released, ["shop/young"], "past the grace");
   const conflict = await handler.reconcile([...wanted, eip("shop/twin", "172.56.0.4", "10.16.0.9")], 0);
