@@ -7,6 +7,7 @@
  */
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { apiStatusOf } from "./api-status.js";
 
 /** The Lease whose holder reconciles. */
 export const LEASE_NAME = "ovn-admission-reconciler";
@@ -19,11 +20,6 @@ export interface LeaseSettings {
   leaseDurationMs: number;
   /** How often the holder renews and a candidate retries; well below the duration. */
   retryMs: number;
-}
-
-function statusOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "number" ? code : undefined;
 }
 
 export class LeaseElector {
@@ -100,7 +96,7 @@ export class LeaseElector {
         name: this.settings.name,
       });
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (apiStatusOf(err) === 404) return undefined;
       throw err;
     }
   }
@@ -128,11 +124,11 @@ export class LeaseElector {
         this.observed = { record: identity, at: Date.now() };
         this.setLeading(true);
       } catch (err) {
-        if (statusOf(err) === 404)
+        if (apiStatusOf(err) === 404)
           throw new Error(
             `namespace ${namespace} does not exist (--lease-namespace): no replica reconciles until it does`,
           );
-        if (statusOf(err) !== 409) throw err; // another replica created it first
+        if (apiStatusOf(err) !== 409) throw err; // another replica created it first
       }
       return;
     }
@@ -156,7 +152,7 @@ export class LeaseElector {
       };
       this.setLeading(true);
     } catch (err) {
-      if (statusOf(err) !== 409) throw err;
+      if (apiStatusOf(err) !== 409) throw err;
       this.setLeading(false);
     }
   }

@@ -9,6 +9,7 @@
 import https from "node:https";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { apiStatusOf } from "./api-status.js";
 import type { KubeObject } from "../webhooks/envelope.js";
 import { trim, type FactsByKind, type Kind } from "./facts.js";
 
@@ -189,9 +190,7 @@ export class Reflector {
 
   private async watchEnded(err: unknown, gone: boolean): Promise<void> {
     if (this.stopped) return;
-    const status =
-      (err as { statusCode?: number; code?: number } | null)?.statusCode ??
-      (err as { code?: number } | null)?.code;
+    const status = apiStatusOf(err);
     if (gone || status === 410) {
       this.log.info(
         { event: "relist", kind: this.source.kind, reason: "410 Gone" },

@@ -7,6 +7,7 @@
  */
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { apiStatusOf } from "./api-status.js";
 import { ANNOTATION } from "../webhooks/annotations.js";
 
 /** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants exactly it). */
@@ -28,11 +29,6 @@ interface Mark {
   /** True while the pod's annotations still ask for what was programmed. */
   stillWanted: (annotations: Readonly<Record<string, string>>) => boolean;
   until: number;
-}
-
-function statusOf(err: unknown): number | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "number" ? code : undefined;
 }
 
 export class RoutedMarker {
@@ -99,7 +95,7 @@ export class RoutedMarker {
     try {
       pod = await this.core.readNamespacedPod({ namespace, name });
     } catch (err) {
-      if (statusOf(err) === 404) return "retry";
+      if (apiStatusOf(err) === 404) return "retry";
       throw err;
     }
     const annotations = pod.metadata?.annotations ?? {};
@@ -118,7 +114,7 @@ export class RoutedMarker {
         setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
       );
     } catch (err) {
-      if (statusOf(err) === 422 || statusOf(err) === 409) return "retry";
+      if (apiStatusOf(err) === 422 || apiStatusOf(err) === 409) return "retry";
       throw err;
     }
     this.log.info({ event: "routed-marked", pod: `${namespace}/${name}` }, "pod marked routed");
