@@ -30,6 +30,7 @@ export class LeaseElector {
   private observed: { record: string; at: number } | undefined;
   private stopped = false;
   private lastError: string | undefined;
+  private inflight: Promise<unknown> = Promise.resolve();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -47,7 +48,7 @@ export class LeaseElector {
   start(): void {
     const tick = async (): Promise<void> => {
       if (this.stopped) return;
-      await this.attempt().then(
+      this.inflight = this.attempt().then(
         () => (this.lastError = undefined),
         (err: unknown) => {
           const error = (err as Error).message;
@@ -64,6 +65,7 @@ export class LeaseElector {
             this.setLeading(false);
         },
       );
+      await this.inflight;
       if (!this.stopped) this.timer = setTimeout(() => void tick(), this.settings.retryMs);
     };
     void tick();
@@ -73,8 +75,10 @@ export class LeaseElector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (!this.leading) return;
+    // An attempt in flight could renew after this; let it land first.
+    await this.inflight;
     this.setLeading(false);
+    // Released whenever we hold it, also when an attempt that landed during stop() took it.
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity !== this.settings.identity) return;
@@ -158,6 +162,7 @@ export class LeaseElector {
   }
 
   private setLeading(leading: boolean): void {
+    if (leading && this.stopped) return; // a renewal that landed after stop(): released below, never led
     if (leading === this.leading) return;
     this.leading = leading;
     this.log.info(

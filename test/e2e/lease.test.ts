@@ -105,3 +105,35 @@ t.test("no namespace for the Lease: said once, clearly, and nobody leads", async
     "one line for several failed attempts",
   );
 });
+
+t.test("handovers while attempts are in flight: never two leaders, never a stopped one", async (t) => {
+  const kube = await kubeFor(t);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: "ovn-admission" } } });
+  // Retrying every 20 ms keeps an attempt in flight nearly always, so stop() meets one.
+  const fast = (id: string) => new LeaseElector(kube.kubeConfig, { ...settings(id), retryMs: 20 }, log);
+  const live = [fast("r0"), fast("r1")];
+  const stopped: LeaseElector[] = [];
+  t.teardown(() => Promise.all(live.map((e) => e.stop())));
+  for (const e of live) e.start();
+  let twice = 0;
+  let stoppedLeading = 0;
+  const sampler = setInterval(() => {
+    if (live.filter((e) => e.isLeader).length > 1) twice++;
+    if (stopped.some((e) => e.isLeader)) stoppedLeading++;
+  }, 5);
+  t.teardown(() => clearInterval(sampler));
+  for (let round = 0; round < 8; round++) {
+    const leader = await waitFor(`a leader in round ${round}`, () => live.find((e) => e.isLeader), 10_000);
+    live.splice(live.indexOf(leader), 1);
+    await leader.stop();
+    stopped.push(leader);
+    const next = fast(`r${round + 2}`);
+    live.push(next);
+    next.start();
+  }
+  await waitFor("a last leader", () => live.find((e) => e.isLeader), 10_000);
+  clearInterval(sampler);
+  t.equal(twice, 0, "never two live leaders at one sample");
+  t.equal(stoppedLeading, 0, "a stopped replica never leads");
+});
