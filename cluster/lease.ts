@@ -22,6 +22,12 @@ export interface LeaseSettings {
   retryMs: number;
 }
 
+/** What identifies one renewal of the lease: its holder and renew time. */
+function recordOf(lease: V1Lease): string {
+  const renewed = lease.spec?.renewTime;
+  return `${lease.spec?.holderIdentity ?? ""}@${renewed instanceof Date ? renewed.toISOString() : String(renewed ?? "")}`;
+}
+
 export class LeaseElector {
   private readonly coordination: CoordinationV1Api;
   private leading = false;
@@ -137,7 +143,7 @@ export class LeaseElector {
       return;
     }
     const holder = lease.spec?.holderIdentity ?? "";
-    const record = `${holder}@${String(lease.spec?.renewTime?.toISOString?.() ?? lease.spec?.renewTime ?? "")}`;
+    const record = recordOf(lease);
     const now = Date.now();
     if (this.observed?.record !== record) this.observed = { record, at: now };
     const expired = holder === "" || now - this.observed.at >= this.settings.leaseDurationMs;
@@ -151,7 +157,7 @@ export class LeaseElector {
       // resourceVersion makes this a compare-and-swap: of two candidates, one wins.
       const renewed = await this.coordination.replaceNamespacedLease({ namespace, name, body: lease });
       this.observed = {
-        record: `${identity}@${String(renewed.spec?.renewTime?.toISOString?.() ?? "")}`,
+        record: recordOf(renewed),
         at: Date.now(),
       };
       this.setLeading(true);

@@ -12,7 +12,7 @@
 import type { Logger } from "pino";
 import { namedUuid, op, type Condition, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import { GATEWAY_CONFIGMAP, type ClusterView } from "../cluster/view.js";
-import { readGatewayConfig, type GatewayConfig } from "../webhooks/gateway.js";
+import { gatewayOf, type GatewayConfig } from "../webhooks/gateway.js";
 import type { Intent } from "../webhooks/verdict.js";
 import type { NodeDatabases } from "./encap.js";
 import { IntentRefused, type IntentHandler } from "./intents.js";
@@ -264,7 +264,7 @@ export class GatewayHandler {
   /** Programs what the view's ConfigMap says; a ConfigMap with problems is left as it is (and logged). */
   async reconcile(): Promise<void> {
     if (!this.view.knows("ConfigMap")) return;
-    const reading = readGatewayConfig(this.view.gatewayConfig()?.data ?? {});
+    const reading = gatewayOf(this.view);
     if (reading.problems.length > 0) {
       this.log.warn(
         { event: "gateway-config-invalid", problems: reading.problems },

@@ -109,15 +109,17 @@ export class NatHandler {
   /**
    * Makes the pod's NAT row what `want` says: written (holding the address),
    * moved, or released. Throws IntentRefused naming the holder when the
-   * address is taken.
+   * address is taken. `known`: the pod's rows as the caller just read them
+   * (the transaction's wait still checks they are current).
    */
-  async ensure(want: NatWant): Promise<NatOutcome> {
+  async ensure(want: NatWant, known?: OwnedNat[]): Promise<NatOutcome> {
     // Read again when another writer for the same pod (a second replica, a reconcile) changed its rows
     // between read and write, or when the connection was lost (a RAFT leader change): a commit that
     // happened is then found, one that did not is made.
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.ensureOnce(want);
+        // Rows the caller just read serve the first attempt; a retry reads again.
+        return await this.ensureOnce(want, attempt === 1 ? known : undefined);
       } catch (err) {
         const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
         if (!(err instanceof PodRowsChanged || lost) || attempt >= 5) throw err;
@@ -126,8 +128,8 @@ export class NatHandler {
     }
   }
 
-  private async ensureOnce(want: NatWant): Promise<NatOutcome> {
-    const current = await this.owned(want.pod);
+  private async ensureOnce(want: NatWant, known: OwnedNat[] | undefined): Promise<NatOutcome> {
+    const current = known ?? (await this.owned(want.pod));
     if (want.row && current.length === 1 && sameNat(current[0] as OwnedNat, want.row)) {
       this.onProgrammed(want);
       return "unchanged";
@@ -252,7 +254,7 @@ export class NatHandler {
       }
       if (young(rows)) continue;
       try {
-        const outcome = await this.ensure(want);
+        const outcome = await this.ensure(want, rows);
         if (outcome === "written") result.written.push(want.pod);
         if (outcome === "released") result.released.push(want.pod);
       } catch (err) {
@@ -261,7 +263,7 @@ export class NatHandler {
     }
     for (const [pod, rows] of byPod) {
       if (wantedPods.has(pod) || young(rows)) continue;
-      await this.ensure({ pod });
+      await this.ensure({ pod }, rows);
       result.released.push(pod);
     }
     if (result.written.length || result.released.length || result.conflicts.length) {

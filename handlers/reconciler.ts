@@ -14,7 +14,7 @@ import type { NatHandler, NatReconcile } from "./nat.js";
 
 /** The NAT every pod of the view asks for. */
 export function wantedNat(view: ClusterView): NatWant[] {
-  const mode = gatewayModeOf(view.gatewayConfig()?.data);
+  const mode = gatewayModeOf(view);
   return view
     .podsWithNat()
     .filter(holdsAddresses)

@@ -166,10 +166,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     const [namespace = "", name = ""] = want.pod.split("/");
     // Routed only while the pod still asks for the row that was written.
     marker?.mark(want.pod, (annotations) =>
-      sameNat(
-        natWantOf(namespace, name, annotations, gatewayModeOf(view.gatewayConfig()?.data)).row,
-        want.row,
-      ),
+      sameNat(natWantOf(namespace, name, annotations, gatewayModeOf(view)).row, want.row),
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);

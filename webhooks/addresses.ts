@@ -40,6 +40,16 @@ export function networkAddress(cidr: string): string {
     : ipaddr.IPv6.networkAddressFromCIDR(cidr).toString();
 }
 
+/** The prefix length of "address/prefix" ("16" for "172.56.0.1/16"). */
+export function prefixOf(cidr: string): string {
+  return cidr.slice(cidr.lastIndexOf("/") + 1);
+}
+
+/** A CIDR's network in canonical form ("172.56.0.0/16" for "172.56.0.1/16"). */
+export function networkOf(cidr: string): string {
+  return `${networkAddress(cidr)}/${prefixOf(cidr)}`;
+}
+
 /** The IPv4 broadcast address of a CIDR; undefined for IPv6 (which has none) and for /31 and /32. */
 export function broadcastAddress(cidr: string): string | undefined {
   const [address, prefix] = ipaddr.parseCIDR(cidr);

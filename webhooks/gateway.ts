@@ -13,8 +13,11 @@ import {
   isIpAddress,
   isUnicastMac,
   networkAddress,
+  networkOf,
+  prefixOf,
   sameIp,
 } from "./addresses.js";
+import type { ClusterView, ConfigMapFacts } from "../cluster/view.js";
 import { ANNOTATION } from "./annotations.js";
 import { interfaceNameProblem } from "./attachments.js";
 
@@ -133,9 +136,9 @@ export function readGatewayConfig(data: Readonly<Record<string, string>>): Gatew
     );
   } else if (addressOk) {
     const problem = externalAddressProblem(addressOf(nicIp), address, undefined);
-    if (nicIp.split("/")[1] !== address.split("/")[1] || problem) {
+    if (prefixOf(nicIp) !== prefixOf(address) || problem) {
       problems.push(
-        `${at(GATEWAY_KEY.nicIp)}: expected an address of ${networkAddress(address)}/${address.split("/")[1]} (the network of ${GATEWAY_KEY.address}) with the same prefix, found ${quoted(nicIp)}${problem ? `: ${problem}` : ""}`,
+        `${at(GATEWAY_KEY.nicIp)}: expected an address of ${networkOf(address)} (the network of ${GATEWAY_KEY.address}) with the same prefix, found ${quoted(nicIp)}${problem ? `: ${problem}` : ""}`,
       );
     }
   }
@@ -168,7 +171,7 @@ export function externalAddressProblem(
   gatewayAddress: string,
   nicIp: string | undefined,
 ): string | undefined {
-  const network = `${networkAddress(gatewayAddress)}/${gatewayAddress.split("/")[1]}`;
+  const network = networkOf(gatewayAddress);
   if (!cidrContains(gatewayAddress, ip)) return `${ip} is outside the external network ${network}`;
   if (sameIp(ip, networkAddress(gatewayAddress))) return `${ip} is the network address of ${network}`;
   const broadcast = broadcastAddress(gatewayAddress);
@@ -239,9 +242,24 @@ export function holdsAddresses(pod: { phase: string }): boolean {
   return pod.phase !== "Succeeded" && pod.phase !== "Failed";
 }
 
-/** The gateway mode a ConfigMap's data sets (centralized when none that parses). */
-export function gatewayModeOf(data: Readonly<Record<string, string>> | undefined): GatewayMode {
-  const reading = readGatewayConfig(data ?? {});
+const NO_GATEWAY: GatewayReading = { enabled: false, problems: [], warnings: [] };
+const readings = new WeakMap<ConfigMapFacts, GatewayReading>();
+
+/**
+ * The view's gateway ConfigMap, read once per version of it (facts are never
+ * mutated): pod admissions, the reconciler and the routed marker all ask.
+ */
+export function gatewayOf(view: ClusterView): GatewayReading {
+  const facts = view.gatewayConfig();
+  if (!facts) return NO_GATEWAY;
+  let reading = readings.get(facts);
+  if (!reading) readings.set(facts, (reading = readGatewayConfig(facts.data)));
+  return reading;
+}
+
+/** The gateway mode the view's ConfigMap sets (centralized when none that parses). */
+export function gatewayModeOf(view: ClusterView): GatewayMode {
+  const reading = gatewayOf(view);
   return reading.enabled && reading.config ? reading.config.mode : "centralized";
 }
 

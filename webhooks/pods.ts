@@ -10,7 +10,7 @@ import {
   GATEWAY_KEY,
   holdsAddresses,
   natWantOf,
-  readGatewayConfig,
+  gatewayOf,
   type GatewayMode,
 } from "./gateway.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
@@ -252,7 +252,7 @@ function checkExternalAddresses(
   }
   let mode: GatewayMode = "centralized";
   if (view.knows("ConfigMap")) {
-    const reading = readGatewayConfig(view.gatewayConfig()?.data ?? {});
+    const reading = gatewayOf(view);
     if (!reading.enabled)
       return deny(
         `${field}: the external gateway is not enabled (ConfigMap ${GATEWAY_CONFIGMAP} with ${GATEWAY_KEY.enabled}: "true")`,
