@@ -4,12 +4,14 @@
  * its files change (a cert-manager Secret mount is rewritten in place).
  */
 import { execFile } from "node:child_process";
-import { X509Certificate } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   renameSync,
+  rmSync,
   unwatchFile,
   watchFile,
   writeFileSync,
@@ -51,6 +53,27 @@ export interface CertificateAuthority {
 
 const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 
+/**
+ * Runs `write` in a private scratch folder inside `dir` (same file system, so
+ * a rename is atomic), then renames each finished file into place and removes
+ * the folder, whatever happened: no CSR, extension file, serial or half-made
+ * key is ever left beside the certificates.
+ */
+async function writeTogether(
+  dir: string,
+  names: readonly string[],
+  write: (scratch: (name: string) => string) => Promise<void>,
+): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const scratch = mkdtempSync(path.join(dir, ".writing-"));
+  try {
+    await write((name) => path.join(scratch, name));
+    for (const name of names) renameSync(path.join(scratch, name), path.join(dir, name));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 /** A self-signed CA in `dir` as NAME.pem and NAME.key. */
 export async function createCertificateAuthority(
   dir: string,
@@ -58,25 +81,26 @@ export async function createCertificateAuthority(
   commonName: string,
   days = 365,
 ): Promise<CertificateAuthority> {
-  const ca = { certFile: path.join(dir, `${name}.pem`), keyFile: path.join(dir, `${name}.key`) };
-  await run("openssl", [
-    "req",
-    "-x509",
-    ...EC_KEY,
-    "-days",
-    String(days),
-    "-subj",
-    `/CN=${commonName}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-    "-keyout",
-    ca.keyFile,
-    "-out",
-    ca.certFile,
-  ]);
-  return ca;
+  await writeTogether(dir, [`${name}.key`, `${name}.pem`], (at) =>
+    run("openssl", [
+      "req",
+      "-x509",
+      ...EC_KEY,
+      "-days",
+      String(days),
+      "-subj",
+      `/CN=${commonName}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+      "-keyout",
+      at(`${name}.key`),
+      "-out",
+      at(`${name}.pem`),
+    ]).then(() => undefined),
+  );
+  return { certFile: path.join(dir, `${name}.pem`), keyFile: path.join(dir, `${name}.key`) };
 }
 
 export interface CertificateRequest {
@@ -91,8 +115,9 @@ export interface CertificateRequest {
 
 /**
  * A key and certificate signed by `ca`, written as NAME.crt and NAME.key.
- * Both are written beside and renamed into place together, so a reader never
- * pairs an old key with a new certificate.
+ * Both are made in a scratch folder and renamed into place key first, so a
+ * reader never pairs an old key with a new certificate for long, and nothing
+ * else is left behind.
  */
 export async function issueCertificate(
   dir: string,
@@ -100,32 +125,42 @@ export async function issueCertificate(
   ca: CertificateAuthority,
   request: CertificateRequest,
 ): Promise<ServingFiles> {
-  const f = (suffix: string) => path.join(dir, `${name}${suffix}`);
   const subject = `/CN=${request.commonName}${request.organization ? `/O=${request.organization}` : ""}`;
   const extensions = [`extendedKeyUsage=${request.usage}`];
   if (request.subjectAltNames?.length) extensions.push(`subjectAltName=${request.subjectAltNames.join(",")}`);
-  writeFileSync(f(".ext"), `${extensions.join("\n")}\n`);
-  await run("openssl", ["req", ...EC_KEY, "-subj", subject, "-keyout", f(".key.new"), "-out", f(".csr")]);
-  await run("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    f(".csr"),
-    "-CA",
-    ca.certFile,
-    "-CAkey",
-    ca.keyFile,
-    "-CAcreateserial",
-    "-days",
-    String(request.days ?? 30),
-    "-extfile",
-    f(".ext"),
-    "-out",
-    f(".crt.new"),
-  ]);
-  renameSync(f(".key.new"), f(".key"));
-  renameSync(f(".crt.new"), f(".crt"));
-  return { certFile: f(".crt"), keyFile: f(".key") };
+  await writeTogether(dir, [`${name}.key`, `${name}.crt`], async (at) => {
+    writeFileSync(at("ext"), `${extensions.join("\n")}\n`);
+    await run("openssl", [
+      "req",
+      ...EC_KEY,
+      "-subj",
+      subject,
+      "-keyout",
+      at(`${name}.key`),
+      "-out",
+      at("csr"),
+    ]);
+    await run("openssl", [
+      "x509",
+      "-req",
+      "-in",
+      at("csr"),
+      "-CA",
+      ca.certFile,
+      "-CAkey",
+      ca.keyFile,
+      // A random serial, so no .srl file is kept beside the CA.
+      "-set_serial",
+      `0x${randomBytes(16).toString("hex")}`,
+      "-days",
+      String(request.days ?? 30),
+      "-extfile",
+      at("ext"),
+      "-out",
+      at(`${name}.crt`),
+    ]);
+  });
+  return { certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`) };
 }
 
 /**
