@@ -3,8 +3,9 @@
  * starts fresh standalone OVN_Northbound databases with the cluster router and
  * writes one EIP NAT row per pod three ways:
  *
- * - claimed: NatHandler.ensure, as an admission does (read the pod's rows,
- *   then one transaction with the `wait`s that hold the address);
+ * - claimed: NatHandler.claim, as an admission does (read the pod's rows,
+ *   then one transaction with the `wait`s that hold the address on the claims
+ *   router; the stored pod later turns the claim into its row, ADR 0004);
  * - unguarded: the same rows inserted with no read and no `wait` (what a
  *   controller without conflict detection does), the baseline;
  * - ovn-nbctl: one `ovn-nbctl lr-nat-add` per pod, as a shell-out controller does.
@@ -18,7 +19,7 @@ import { pino } from "pino";
 import { namedUuid, op, OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { NatHandler } from "../handlers/nat.js";
-import type { NatWant } from "../webhooks/gateway.js";
+import type { NatClaim } from "../webhooks/gateway.js";
 
 const NB = "OVN_Northbound";
 const PODS = Number(process.env.NAT_PODS ?? 2_000);
@@ -29,9 +30,10 @@ const IN_FLIGHT = 64;
 const address = (prefix: string, i: number) => `${prefix}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 const eip = (i: number) => address("172.56", i);
 const podIp = (i: number) => address("10.16", i);
-const want = (i: number, external = eip(i)): NatWant => ({
+const want = (i: number, external = eip(i)): NatClaim => ({
   pod: `bench/pod-${i}`,
-  row: { type: "dnat_and_snat", external_ip: external, logical_ip: podIp(i) },
+  uid: `uid-${i}`,
+  holds: { type: "dnat_and_snat", external_ip: external },
 });
 
 async function fresh(): Promise<{ server: OvsdbServer; client: OvsdbClient }> {
@@ -39,6 +41,7 @@ async function fresh(): Promise<{ server: OvsdbServer; client: OvsdbClient }> {
   const client = new OvsdbClient({ remote: server.unixRemote, database: NB, requestTimeoutMs: 120_000 });
   await client.connect({ timeoutMs: 5_000 });
   await client.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
+  await new NatHandler(client, "ovn-cluster", pino({ level: "silent" })).ensureClaimsRouter();
   return { server, client };
 }
 
@@ -62,7 +65,7 @@ async function natRows(client: OvsdbClient): Promise<number> {
 async function claimed(): Promise<number> {
   const { server, client } = await fresh();
   const nat = new NatHandler(client, "ovn-cluster", pino({ level: "silent" }));
-  const perSecond = await rate(PODS, (i) => nat.ensure(want(i)));
+  const perSecond = await rate(PODS, (i) => nat.claim(want(i)));
   if ((await natRows(client)) !== PODS) throw new Error("claimed: rows missing");
   client.close();
   await server.stop();
@@ -119,7 +122,7 @@ async function contended(): Promise<{ perSecond: number; won: number; refused: n
   let refused = 0;
   // Pod i wants EIP i/10: ten pods per address, all in flight together.
   const perSecond = await rate(PODS, (i) =>
-    nat.ensure(want(i, eip(Math.floor(i / 10)))).then(
+    nat.claim(want(i, eip(Math.floor(i / 10)))).then(
       () => won++,
       () => refused++,
     ),

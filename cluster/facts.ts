@@ -20,6 +20,8 @@ export interface ObjectFacts {
   key: string;
   name: string;
   namespace: string;
+  /** Which incarnation of the name: what OVN rows programmed from the object are matched on. */
+  uid: string;
   resourceVersion: string;
 }
 
@@ -95,6 +97,7 @@ function identity(o: KubeObject): ObjectFacts {
     key: namespace ? `${namespace}/${name}` : name,
     name,
     namespace,
+    uid: o.metadata?.uid ?? "",
     resourceVersion: o.metadata?.resourceVersion ?? "",
   };
 }

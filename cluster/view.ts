@@ -74,7 +74,25 @@ export interface ClusterView {
   gatewayConfig(): ConfigMapFacts | undefined;
   /** Objects held, by kind (for metrics). */
   sizes(): Record<string, number>;
+  /** Calls `listener` after every stored change; returns the way to stop. */
+  onChange(listener: (change: StoredChange) => void): () => void;
 }
+
+/**
+ * A change to what the API server stored, as the view learned it: one object
+ * (`previous` is what the view held before), or a whole kind relisted.
+ * Handlers program the network from these, never from admission requests.
+ */
+export type StoredChange =
+  | {
+      [K in Kind]: {
+        kind: K;
+        event: "ADDED" | "MODIFIED" | "DELETED";
+        facts: FactsByKind[K];
+        previous: FactsByKind[K] | undefined;
+      };
+    }[Kind]
+  | { kind: Kind; event: "RELISTED" };
 
 type IndexFn<T> = (facts: T) => string[];
 
@@ -201,6 +219,7 @@ export class ClusterState implements ClusterView {
 
   private readonly unsynced: Set<Kind>;
   private readonly listed = new Set<Kind>();
+  private readonly listeners: Array<(change: StoredChange) => void> = [];
 
   /** `waitFor`: kinds that must be listed before the view reports synced. */
   constructor(waitFor: Kind[] = []) {
@@ -224,11 +243,26 @@ export class ClusterState implements ClusterView {
     return [...this.unsynced];
   }
 
+  /** Calls `listener` after every stored change the view applies; returns the way to stop. */
+  onChange(listener: (change: StoredChange) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const at = this.listeners.indexOf(listener);
+      if (at >= 0) this.listeners.splice(at, 1);
+    };
+  }
+
+  private tell(change: StoredChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
+
   apply(kind: Kind, event: "ADDED" | "MODIFIED" | "DELETED", object: KubeObject): void {
     const facts = trim[kind](object);
     const store = this.stores[kind] as Store<ObjectFactsOf<typeof kind>>;
+    const previous = store.objects.get(facts.key);
     if (event === "DELETED") store.remove(facts.key);
     else store.put(facts);
+    if (this.listeners.length) this.tell({ kind, event, facts, previous } as StoredChange);
   }
 
   /** A full list: objects not in it are gone. */
@@ -245,6 +279,7 @@ export class ClusterState implements ClusterView {
     store.replace(facts);
     this.unsynced.delete(kind);
     this.listed.add(kind);
+    if (this.listeners.length) this.tell({ kind, event: "RELISTED" });
   }
 
   knows(kind: Kind) {

@@ -16,10 +16,7 @@ import {
   type SslFiles,
 } from "ovsdb-client";
 import type { ClusterView } from "../cluster/view.js";
-import type { EncapSpec } from "../webhooks/nodes.js";
 import { ENCAP_IP_ANNOTATION } from "../webhooks/planes.js";
-import type { Intent } from "../webhooks/verdict.js";
-import type { IntentHandler } from "./intents.js";
 
 const DB = "Open_vSwitch";
 
@@ -40,6 +37,13 @@ export function planEncapIps(
   return { encapIps: [...new Set([defaultIp, ...Object.values(planes)])].join(","), defaultIp };
 }
 
+/** What a node's Open_vSwitch must hold, from its stored Node. */
+export interface EncapSpec {
+  node: string;
+  internalIP: string | undefined;
+  planes: Readonly<Record<string, string>>;
+}
+
 export interface NodeDatabaseSettings {
   /** A remote with {nodeIP} and {nodeName}. */
   template: string;
@@ -47,28 +51,42 @@ export interface NodeDatabaseSettings {
   ssl: SslFiles | undefined;
 }
 
-/** One client per node's Open_vSwitch database, made when first needed. */
+/**
+ * One client per node's Open_vSwitch database, made when first needed. A
+ * database is reached only through a Node the API server stored (its name and
+ * InternalIP as the view holds them), never through an address a request
+ * named: a forged review cannot make the service dial anywhere.
+ */
 export class NodeDatabases {
   private readonly clients = new Map<string, OvsdbClient>();
 
   constructor(
     private readonly settings: NodeDatabaseSettings,
+    private readonly view: ClusterView,
     private readonly log: Logger,
   ) {}
 
-  remoteOf(node: string, nodeIP: string | undefined): string {
+  remoteOf(node: string): string {
+    const stored = this.view.node(node);
+    if (!stored) {
+      throw new EncapError(
+        `node ${node} is not a stored Node: its Open_vSwitch database is only reached through a Node the API server stored`,
+      );
+    }
     const override = this.settings.overrides[node];
     if (override) return override;
-    if (this.settings.template.includes("{nodeIP}") && !nodeIP) {
+    if (this.settings.template.includes("{nodeIP}") && !stored.internalIP) {
       throw new EncapError(
         `node ${node} has no InternalIP to reach its Open_vSwitch database (${this.settings.template})`,
       );
     }
-    return this.settings.template.replaceAll("{nodeIP}", nodeIP ?? "").replaceAll("{nodeName}", node);
+    return this.settings.template
+      .replaceAll("{nodeIP}", stored.internalIP ?? "")
+      .replaceAll("{nodeName}", node);
   }
 
-  client(node: string, nodeIP: string | undefined): OvsdbClient {
-    const remote = this.remoteOf(node, nodeIP);
+  client(node: string): OvsdbClient {
+    const remote = this.remoteOf(node);
     const existing = this.clients.get(node);
     if (existing && existing.remotes.map((r) => r.text).join(",") === remote) return existing;
     existing?.close();
@@ -91,6 +109,17 @@ export class NodeDatabases {
     return client;
   }
 
+  /** Nodes a client was made for (what the service has dialled). */
+  dialled(): string[] {
+    return [...this.clients.keys()].sort();
+  }
+
+  /** Closes the client of a node that is gone. */
+  forget(node: string): void {
+    this.clients.get(node)?.close();
+    this.clients.delete(node);
+  }
+
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
@@ -105,7 +134,8 @@ function untilAborted(signal: AbortSignal): Promise<never> {
   });
 }
 
-interface InterfaceWant {
+/** A pod's OVS interface and the encap IP its stored object records. */
+export interface InterfaceWant {
   node: string;
   ifaceId: string;
   encapIp: string;
@@ -126,15 +156,6 @@ export class EncapHandler {
   ) {
     this.retry = setInterval(() => void this.retryFailing(), retryMs);
     this.retry.unref();
-  }
-
-  /** The intent handlers this carries out. */
-  get intents(): Record<string, IntentHandler> {
-    return {
-      encap: (intent: Intent, signal: AbortSignal) => this.programNode(intent.spec as EncapSpec, signal),
-      "interface-encap": (intent: Intent, signal: AbortSignal) =>
-        this.programInterface(intent.spec as unknown as InterfaceWant, signal),
-    };
   }
 
   /** Nodes whose database has not taken their encap IPs yet. */
@@ -192,16 +213,21 @@ export class EncapHandler {
     return { nodes: nodes.length, interfaces: pods.length, failed };
   }
 
+  /** A deleted Node: nothing more is programmed or retried for it. */
+  forgetNode(node: string): void {
+    this.nodes.delete(node);
+    this.failing.delete(node);
+    this.interfaces.delete(node);
+    this.watchers.delete(node);
+    this.databases.forget(node);
+  }
+
   close(): void {
     clearInterval(this.retry);
   }
 
-  private nodeIP(node: string, fallback?: string): string | undefined {
-    return fallback ?? this.view.node(node)?.internalIP;
-  }
-
   private async applyNode(spec: EncapSpec): Promise<void> {
-    const client = this.databases.client(spec.node, this.nodeIP(spec.node, spec.internalIP));
+    const client = this.databases.client(spec.node);
     await client.connect({ timeoutMs: 5_000 });
     for (let attempt = 1; ; attempt++) {
       const [selected] = await client.transact(DB, [
@@ -270,7 +296,7 @@ export class EncapHandler {
   private watch(node: string): Promise<DatabaseCache> {
     let watcher = this.watchers.get(node);
     if (!watcher) {
-      const client = this.databases.client(node, this.nodeIP(node));
+      const client = this.databases.client(node);
       watcher = client.connect({ timeoutMs: 5_000 }).then(async () => {
         const cache = await client.cache(DB, {
           Interface: { columns: ["name", "external_ids"], indexes: { ifaceId: indexBy.mapKey("iface-id") } },
@@ -301,7 +327,7 @@ export class EncapHandler {
     if (!encapIp) return;
     for (const row of cache.table("Interface").lookup("ifaceId", ifaceId)) {
       if ((row.external_ids as Record<string, string>)["encap-ip"] === encapIp) continue;
-      const client = this.databases.client(node, this.nodeIP(node));
+      const client = this.databases.client(node);
       await client.transact(DB, [
         op.mutate(
           "Interface",

@@ -13,9 +13,8 @@ import type { Logger } from "pino";
 import { namedUuid, op, type Condition, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import { GATEWAY_CONFIGMAP, type ClusterView } from "../cluster/view.js";
 import { gatewayOf, type GatewayConfig } from "../webhooks/gateway.js";
-import type { Intent } from "../webhooks/verdict.js";
 import type { NodeDatabases } from "./encap.js";
-import { IntentRefused, type IntentHandler } from "./intents.js";
+import { IntentRefused } from "./intents.js";
 
 const NB = "OVN_Northbound";
 const OWNER_KEY = "ovn-admission.io/owner";
@@ -61,17 +60,11 @@ export class GatewayHandler {
     private readonly log: Logger,
   ) {}
 
-  get intents(): Record<string, IntentHandler> {
-    return {
-      gateway: (intent: Intent) => this.apply((intent.spec.config as GatewayConfig | null) ?? undefined),
-    };
-  }
-
   /** Each gateway node's chassis name: `external_ids:system-id` in its Open_vSwitch database. */
   async chassisOf(nodes: readonly string[]): Promise<{ chassis: string[]; missing: string[] }> {
     const found = await Promise.allSettled(
       nodes.map(async (node) => {
-        const client = this.nodeDatabases.client(node, this.view.node(node)?.internalIP);
+        const client = this.nodeDatabases.client(node);
         // Well inside the admission deadline: a node that does not answer is left out, not waited for.
         await client.connect({ timeoutMs: 1_000 });
         const [selected] = await client.transact(

@@ -1,9 +1,19 @@
 /**
- * NAT rows for pods' EIP and SNAT addresses on the cluster router (seed 003).
- * The transaction that writes a pod's row also holds its address: a `wait`
- * fails when another row already has it, so two pods (through one replica or
- * several) can never both get one EIP. Rows we write carry the pod in
- * external_ids; no other NAT row is ever changed.
+ * NAT rows for pods' EIP and SNAT addresses (seed 003), in two steps
+ * (ADR 0003, ADR 0004):
+ *
+ * - claim, at admission: a row holding the external address is added to the
+ *   claims router, a disabled router with no ports, so it routes nothing. The
+ *   transaction's `wait` fails when another row already has the address, so
+ *   two pods (through one replica or several) can never both get one EIP.
+ *   Admission only ever adds a claim; it never moves or removes a row.
+ * - program, from the pod the API server stored: the pod's claim (or, when
+ *   there is none, a new claim) becomes its row on the cluster router, with
+ *   the logical IP, port and MAC of the stored pod, and the uid and
+ *   resourceVersion it came from. Rows the stored pod no longer asks for go.
+ *
+ * A claim that no stored pod asks for is released after the grace. Rows we
+ * write carry the pod in external_ids; no other NAT row is ever changed.
  */
 import type { Logger } from "pino";
 import {
@@ -19,17 +29,24 @@ import {
   type Row,
 } from "ovsdb-client";
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
-import { sameNat, type NatRow, type NatWant } from "../webhooks/gateway.js";
+import { sameNat, type NatAddress, type NatClaim, type NatRow, type NatWant } from "../webhooks/gateway.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler } from "./intents.js";
 
 const NB = "OVN_Northbound";
 
+/** The router that holds claims: disabled and without ports, so its NAT rows route nothing. */
+export const CLAIMS_ROUTER = "ovn-admission-claims";
+
 /** external_ids keys of our NAT rows. */
 export const NAT_IDS = {
   owner: "ovn-admission.io/owner",
   pod: "ovn-admission.io/pod",
-  /** When the row was written (ms since the epoch): young rows of pods the view has not seen yet are left alone. */
+  /** The pod's uid: on a claim, the one the admission saw (empty when unknown); on a row, the stored pod's. */
+  uid: "ovn-admission.io/uid",
+  /** On a programmed row: the resourceVersion of the stored pod it was programmed from. */
+  resourceVersion: "ovn-admission.io/resource-version",
+  /** When the row was written or claimed (ms since the epoch). */
   since: "ovn-admission.io/since",
 } as const;
 const OWNER = "nat";
@@ -44,43 +61,52 @@ const COLUMNS = [
   "external_ids",
 ];
 
+/** A NAT row of ours and where it is: routing on the cluster router, or a claim. */
 export interface OwnedNat extends NatRow {
   uuid: string;
   pod: string;
+  uid: string;
   since: number;
+  on: "router" | "claims" | "nowhere";
 }
 
-function ownedOf(row: Row): OwnedNat {
-  const ids = row.external_ids as Record<string, string>;
-  return {
-    uuid: String(row._uuid),
-    pod: ids[NAT_IDS.pod] ?? "",
-    since: Number(ids[NAT_IDS.since] ?? 0),
-    type: row.type as NatRow["type"],
-    external_ip: String(row.external_ip),
-    logical_ip: String(row.logical_ip),
-    logical_port: (row.logical_port as string | null) ?? null,
-    external_mac: (row.external_mac as string | null) ?? null,
-  };
+/** The stored pod a row is programmed from. */
+export interface StoredPod {
+  uid: string;
+  resourceVersion: string;
 }
 
 /** What an address is called in a denial: the annotation a user edits. */
-function fieldOf(row: NatRow): string {
-  return annotationField(row.type === "snat" ? ANNOTATION.snat : ANNOTATION.eip);
+function fieldOf(address: NatAddress): string {
+  return annotationField(address.type === "snat" ? ANNOTATION.snat : ANNOTATION.eip);
 }
+
+const sameAddress = (a: NatAddress, b: NatAddress): boolean =>
+  a.type === b.type && a.external_ip === b.external_ip;
+
+/** The unspecified address of the family: what a claim's logical_ip holds until a stored pod gives the real one. */
+const unspecified = (external: string): string => (external.includes(":") ? "::" : "0.0.0.0");
 
 class PodRowsChanged extends Error {
   override name = "PodRowsChanged";
 }
 
-export type NatOutcome = "unchanged" | "written" | "released";
+export type NatOutcome = "unchanged" | "held" | "claimed" | "written" | "released" | "waiting";
 
 export interface NatReconcile {
   written: string[];
   released: string[];
   conflicts: string[];
+  /** Claims no stored pod asked for within the grace, released. */
+  claimsReleased: string[];
   /** Pods whose row is in place: the caller marks them routed. */
   programmed: NatWant[];
+}
+
+/** A pod as the reconciler sees it in the view: what it asks for, and which object asks. */
+export interface StoredNatWant {
+  want: NatWant;
+  stored: StoredPod;
 }
 
 export class NatHandler {
@@ -92,181 +118,374 @@ export class NatHandler {
     private readonly onProgrammed: (want: NatWant) => void = () => undefined,
   ) {}
 
+  /** Admission's one NAT intent: hold the address (never a routing change). */
   get intents(): Record<string, IntentHandler> {
-    return { nat: (intent: Intent) => this.ensure(intent.spec as unknown as NatWant).then(() => undefined) };
+    return { "nat-claim": (intent: Intent) => this.claim(intent.spec as NatClaim).then(() => undefined) };
   }
 
-  /** Our NAT rows, all or one pod's. */
+  /** Makes the claims router when it is missing; two replicas at once make one. */
+  async ensureClaimsRouter(): Promise<void> {
+    const byName: [string, "==", string] = ["name", "==", CLAIMS_ROUTER];
+    const [found] = await this.northbound.transact(NB, [op.select("Logical_Router", [byName], ["_uuid"])]);
+    if (found?.rows?.length) return;
+    try {
+      await this.northbound.transact(NB, [
+        op.wait("Logical_Router", [byName], ["name"], "==", [], 0),
+        op.insert("Logical_Router", {
+          name: CLAIMS_ROUTER,
+          enabled: false,
+          external_ids: { [NAT_IDS.owner]: OWNER },
+        }),
+      ]);
+      this.log.info({ event: "claims-router-created", router: CLAIMS_ROUTER }, "claims router created");
+    } catch (err) {
+      if (!(err instanceof TimedOutError)) throw err; // another replica made it first
+    }
+  }
+
+  /** Our NAT rows, all or one pod's, each with the router it is on. */
   async owned(pod?: string): Promise<OwnedNat[]> {
     const ids: Record<string, string> = { [NAT_IDS.owner]: OWNER };
     if (pod) ids[NAT_IDS.pod] = pod;
-    const [selected] = await this.northbound.transact(NB, [
+    const [selected, live, claims] = await this.northbound.transact(NB, [
       op.select("NAT", [["external_ids", "includes", ids]], COLUMNS),
+      op.select("Logical_Router", [["name", "==", this.router]], ["name", "nat"]),
+      op.select("Logical_Router", [["name", "==", CLAIMS_ROUTER]], ["name", "nat"]),
     ]);
-    return (selected?.rows ?? []).map(ownedOf);
+    const on = new Map<string, OwnedNat["on"]>();
+    for (const router of [...(live?.rows ?? []), ...(claims?.rows ?? [])]) {
+      const where =
+        router.name === this.router ? "router" : router.name === CLAIMS_ROUTER ? "claims" : undefined;
+      if (!where) continue;
+      for (const uuid of (router.nat as string[] | null) ?? []) on.set(String(uuid), where);
+    }
+    return (selected?.rows ?? []).map((row: Row): OwnedNat => {
+      const external = row.external_ids as Record<string, string>;
+      const uuid = String(row._uuid);
+      return {
+        uuid,
+        pod: external[NAT_IDS.pod] ?? "",
+        uid: external[NAT_IDS.uid] ?? "",
+        since: Number(external[NAT_IDS.since] ?? 0),
+        on: on.get(uuid) ?? "nowhere",
+        type: row.type as NatRow["type"],
+        external_ip: String(row.external_ip),
+        logical_ip: String(row.logical_ip),
+        logical_port: (row.logical_port as string | null) ?? null,
+        external_mac: (row.external_mac as string | null) ?? null,
+      };
+    });
   }
 
   /**
-   * Makes the pod's NAT row what `want` says: written (holding the address),
-   * moved, or released. Throws IntentRefused naming the holder when the
-   * address is taken. `known`: the pod's rows as the caller just read them
-   * (the transaction's wait still checks they are current).
+   * Holds `claim.holds` for the pod, on the claims router: "held" when one of
+   * the pod's rows already has it, "claimed" when a claim was added. Throws
+   * IntentRefused naming the holder when another pod (or a row not ours) has
+   * it. Nothing routes differently afterwards.
    */
-  async ensure(want: NatWant, known?: OwnedNat[]): Promise<NatOutcome> {
-    // Read again when another writer for the same pod (a second replica, a reconcile) changed its rows
-    // between read and write, or when the connection was lost (a RAFT leader change): a commit that
-    // happened is then found, one that did not is made.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // Rows the caller just read serve the first attempt; a retry reads again.
-        return await this.ensureOnce(want, attempt === 1 ? known : undefined);
-      } catch (err) {
-        const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
-        if (!(err instanceof PodRowsChanged || lost) || attempt >= 5) throw err;
-        if (lost) await this.northbound.connect({ timeoutMs: 3_000 });
-      }
-    }
-  }
-
-  private async ensureOnce(want: NatWant, known: OwnedNat[] | undefined): Promise<NatOutcome> {
-    const current = known ?? (await this.owned(want.pod));
-    if (want.row && current.length === 1 && sameNat(current[0] as OwnedNat, want.row)) {
-      this.onProgrammed(want);
-      return "unchanged";
-    }
-    if (!want.row && current.length === 0) return "unchanged";
-    const compared = ["type", "external_ip", "logical_ip"] as const;
-    const operations: Operation[] = [
-      // A router that is not there would leave the new row unreferenced, and OVSDB would drop it silently.
-      op.wait("Logical_Router", [["name", "==", this.router]], ["name"], "!=", [], 0),
-      // The pod's rows are still those just read.
-      op.wait(
-        "NAT",
-        [["external_ids", "includes", { [NAT_IDS.owner]: OWNER, [NAT_IDS.pod]: want.pod }]],
-        [...compared],
-        "==",
-        current.map((r) => Object.fromEntries(compared.map((c) => [c, r[c]]))),
-        0,
-      ),
-    ];
-    if (current.length > 0) {
-      operations.push(
-        op.mutate(
-          "Logical_Router",
-          [["name", "==", this.router]],
-          [["nat", "delete", current.map((r) => r.uuid)]],
-        ),
-      );
-    }
-    const claims: Claim[] = [];
-    if (want.row) {
-      const notOurs: Claim["where"] = [["external_ids", "excludes", { [NAT_IDS.pod]: want.pod }]];
-      // An EIP is nobody else's, not even a shared SNAT address; an SNAT address is shared, but never someone's EIP.
-      claims.push(
-        want.row.type === "dnat_and_snat"
-          ? { table: "NAT", values: { external_ip: want.row.external_ip }, where: notOurs }
-          : {
-              table: "NAT",
-              values: { external_ip: want.row.external_ip, type: "dnat_and_snat" },
-              where: notOurs,
-            },
-      );
+  claim(claim: NatClaim): Promise<NatOutcome> {
+    return this.retrying(claim.pod, async () => {
+      const current = await this.owned(claim.pod);
+      if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return "held";
       const row: Row = {
-        type: want.row.type,
-        external_ip: want.row.external_ip,
-        logical_ip: want.row.logical_ip,
-        logical_port: want.row.logical_port ?? null,
-        external_mac: want.row.external_mac ?? null,
+        type: claim.holds.type,
+        external_ip: claim.holds.external_ip,
+        logical_ip: unspecified(claim.holds.external_ip),
         external_ids: {
           [NAT_IDS.owner]: OWNER,
-          [NAT_IDS.pod]: want.pod,
+          [NAT_IDS.pod]: claim.pod,
+          [NAT_IDS.uid]: claim.uid,
           [NAT_IDS.since]: String(Date.now()),
         },
       };
-      operations.push(
+      await this.take(claim.pod, claim.holds, current, CLAIMS_ROUTER, [
         op.insert("NAT", row, { uuidName: "nat" }),
+        op.mutate("Logical_Router", [["name", "==", CLAIMS_ROUTER]], [["nat", "insert", [namedUuid("nat")]]]),
+      ]);
+      this.log.info(
+        { event: "nat-claimed", pod: claim.pod, uid: claim.uid, ...claim.holds },
+        "address claimed",
+      );
+      return "claimed";
+    });
+  }
+
+  /**
+   * Makes the pod's row on the cluster router what its stored object asks
+   * for. The pod's claim of the address becomes the row (a pod admitted while
+   * we were away claims it now); rows it no longer asks for are removed. A
+   * pod that holds no address loses all its rows and claims. Throws
+   * IntentRefused naming the holder when the address is another's.
+   * `known`: the pod's rows as the caller just read them.
+   */
+  program(want: NatWant, stored: StoredPod, known?: OwnedNat[]): Promise<NatOutcome> {
+    let first = true;
+    return this.retrying(want.pod, async () => {
+      const current = first && known ? known : await this.owned(want.pod);
+      first = false;
+      return this.programOnce(want, stored, current);
+    });
+  }
+
+  /** Removes every row and claim of a pod that is gone. */
+  release(pod: string, known?: OwnedNat[]): Promise<NatOutcome> {
+    return this.program({ pod }, { uid: "", resourceVersion: "" }, known);
+  }
+
+  private async programOnce(want: NatWant, stored: StoredPod, current: OwnedNat[]): Promise<NatOutcome> {
+    const holds = want.holds;
+    if (!holds) {
+      if (current.length === 0) return "unchanged";
+      await this.transactForPod(want.pod, current, this.unlink(current));
+      this.log.info({ event: "nat-released", pod: want.pod, rows: current.length }, "NAT rows released");
+      return "released";
+    }
+    const row = want.row;
+    // No IP of that family yet: the claim waits for the pod's next version.
+    if (!row) return "waiting";
+    const routing = current.filter((r) => r.on === "router");
+    if (routing.length === 1 && sameNat(routing[0] as OwnedNat, row)) {
+      this.onProgrammed(want);
+      return "unchanged";
+    }
+    const ids = {
+      [NAT_IDS.owner]: OWNER,
+      [NAT_IDS.pod]: want.pod,
+      [NAT_IDS.uid]: stored.uid,
+      [NAT_IDS.resourceVersion]: stored.resourceVersion,
+      [NAT_IDS.since]: String(Date.now()),
+    };
+    const columns = {
+      logical_ip: row.logical_ip,
+      logical_port: row.logical_port ?? null,
+      external_mac: row.external_mac ?? null,
+    };
+    const held = current.find(
+      (r) => r.on === "claims" && sameAddress(r, holds) && (r.uid === "" || r.uid === stored.uid),
+    );
+    const operations: Operation[] = [
+      // A router that is not there would leave the row unreferenced, and OVSDB would drop it silently.
+      op.wait("Logical_Router", [["name", "==", this.router]], ["name"], "!=", [], 0),
+      ...this.unlink(routing),
+    ];
+    if (held) {
+      const self: [string, "==", string] = ["_uuid", "==", held.uuid];
+      operations.push(
+        op.update("NAT", [self], { ...columns, external_ids: ids }),
+        op.mutate("Logical_Router", [["name", "==", CLAIMS_ROUTER]], [["nat", "delete", [held.uuid]]]),
+        op.mutate("Logical_Router", [["name", "==", this.router]], [["nat", "insert", [held.uuid]]]),
+      );
+      await this.transactForPod(want.pod, current, operations);
+    } else {
+      operations.push(
+        op.insert(
+          "NAT",
+          { type: row.type, external_ip: row.external_ip, ...columns, external_ids: ids },
+          {
+            uuidName: "nat",
+          },
+        ),
         op.mutate("Logical_Router", [["name", "==", this.router]], [["nat", "insert", [namedUuid("nat")]]]),
       );
+      await this.take(want.pod, holds, current, this.router, operations);
     }
+    this.log.info(
+      {
+        event: "nat-written",
+        pod: want.pod,
+        uid: stored.uid,
+        resourceVersion: stored.resourceVersion,
+        ...row,
+        from: held ? "claim" : "stored pod",
+        moved: routing.length > 0,
+      },
+      "NAT row written from the stored pod",
+    );
+    this.onProgrammed(want);
+    return "written";
+  }
+
+  /** Operations that take the pod's rows off whichever router holds them (OVSDB then drops the rows). */
+  private unlink(rows: readonly OwnedNat[]): Operation[] {
+    const operations: Operation[] = [];
+    for (const [router, on] of [
+      [this.router, "router"],
+      [CLAIMS_ROUTER, "claims"],
+    ] as const) {
+      const uuids = rows.filter((r) => r.on === on).map((r) => r.uuid);
+      if (uuids.length)
+        operations.push(op.mutate("Logical_Router", [["name", "==", router]], [["nat", "delete", uuids]]));
+    }
+    return operations;
+  }
+
+  /** The pod's rows are still those just read: two writers for one pod never leave two rows. */
+  private podRowsUnchanged(pod: string, current: readonly OwnedNat[]): Operation {
+    const compared = ["type", "external_ip", "logical_ip"] as const;
+    return op.wait(
+      "NAT",
+      [["external_ids", "includes", { [NAT_IDS.owner]: OWNER, [NAT_IDS.pod]: pod }]],
+      [...compared],
+      "==",
+      current.map((r) => Object.fromEntries(compared.map((c) => [c, r[c]]))),
+      0,
+    );
+  }
+
+  private async transactForPod(
+    pod: string,
+    current: readonly OwnedNat[],
+    operations: Operation[],
+  ): Promise<void> {
     try {
-      await this.northbound.claim(NB, claims, operations);
+      await this.northbound.transact(NB, [this.podRowsUnchanged(pod, current), ...operations]);
     } catch (err) {
-      if (err instanceof AlreadyTakenError && want.row) throw await this.refusal(want);
-      if (err instanceof TimedOutError && err.index === claims.length + 1) throw new PodRowsChanged(want.pod);
+      if (err instanceof TimedOutError && err.index === 0) throw new PodRowsChanged(pod);
+      throw err;
+    }
+  }
+
+  /** Runs `operations` only if no other pod's row (nor a row not ours) has the address, and `router` exists. */
+  private async take(
+    pod: string,
+    holds: NatAddress,
+    current: readonly OwnedNat[],
+    router: string,
+    operations: Operation[],
+  ): Promise<void> {
+    const notOurs: Claim["where"] = [["external_ids", "excludes", { [NAT_IDS.pod]: pod }]];
+    // An EIP is nobody else's, not even a shared SNAT address; an SNAT address is shared, but never someone's EIP.
+    const claims: Claim[] = [
+      holds.type === "dnat_and_snat"
+        ? { table: "NAT", values: { external_ip: holds.external_ip }, where: notOurs }
+        : { table: "NAT", values: { external_ip: holds.external_ip, type: "dnat_and_snat" }, where: notOurs },
+    ];
+    try {
+      await this.northbound.claim(NB, claims, [
+        op.wait("Logical_Router", [["name", "==", router]], ["name"], "!=", [], 0),
+        this.podRowsUnchanged(pod, current),
+        ...operations,
+      ]);
+    } catch (err) {
+      if (err instanceof AlreadyTakenError) throw await this.refusal(pod, holds);
+      if (err instanceof TimedOutError && err.index === claims.length + 1) throw new PodRowsChanged(pod);
       if (err instanceof TimedOutError && err.index === claims.length) {
         throw new IntentRefused(
-          `logical router ${this.router} does not exist in OVN Northbound (made by the CNI; see --cluster-router)`,
+          router === CLAIMS_ROUTER
+            ? `logical router ${CLAIMS_ROUTER} (where addresses are held) does not exist in OVN Northbound; it is made at start-up`
+            : `logical router ${router} does not exist in OVN Northbound (made by the CNI; see --cluster-router)`,
         );
       }
       throw err;
     }
-    if (want.row) {
-      this.log.info(
-        { event: "nat-written", pod: want.pod, ...want.row, moved: current.length > 0 },
-        "NAT row written",
-      );
-      this.onProgrammed(want);
-      return "written";
-    }
-    this.log.info({ event: "nat-released", pod: want.pod, rows: current.length }, "NAT rows released");
-    return "released";
   }
 
-  /** Who holds the address `want` lost: a pod (from our row) or a row someone else made. */
-  private async refusal(want: NatWant): Promise<IntentRefused> {
-    const row = want.row as NatRow;
+  /**
+   * Retries when another writer for the same pod (a second replica, a
+   * reconcile) changed its rows between read and write, or when the
+   * connection was lost (a RAFT leader change): a commit that happened is
+   * then found, one that did not is made.
+   */
+  private async retrying(pod: string, once: () => Promise<NatOutcome>): Promise<NatOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await once();
+      } catch (err) {
+        const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
+        if (!(err instanceof PodRowsChanged || lost) || attempt >= 5) throw err;
+        if (lost) await this.northbound.connect({ timeoutMs: 3_000 });
+        this.log.debug(
+          { event: "nat-retry", pod, attempt, error: (err as Error).message },
+          "NAT write retried",
+        );
+      }
+    }
+  }
+
+  /** Who holds the address the pod lost: a pod (from our row or claim) or a row someone else made. */
+  private async refusal(pod: string, holds: NatAddress): Promise<IntentRefused> {
     const [selected] = await this.northbound.transact(NB, [
-      op.select("NAT", [["external_ip", "==", row.external_ip]], COLUMNS),
+      op.select("NAT", [["external_ip", "==", holds.external_ip]], COLUMNS),
     ]);
-    const holders = (selected?.rows ?? []).map(ownedOf).filter((h) => h.pod !== want.pod);
+    const holders = (selected?.rows ?? [])
+      .map((row: Row) => ({
+        pod: (row.external_ids as Record<string, string>)[NAT_IDS.pod] ?? "",
+        type: row.type as NatRow["type"],
+        external_ip: String(row.external_ip),
+        logical_ip: String(row.logical_ip),
+      }))
+      .filter((h) => h.pod !== pod);
     const holder = holders.find((h) => h.type === "dnat_and_snat") ?? holders[0];
-    const what = row.type === "dnat_and_snat" ? "EIP" : "SNAT address";
-    if (!holder) return new IntentRefused(`${fieldOf(row)}: ${row.external_ip} was just taken; try again`);
+    const what = holds.type === "dnat_and_snat" ? "EIP" : "SNAT address";
+    if (!holder)
+      return new IntentRefused(`${fieldOf(holds)}: ${holds.external_ip} was just taken; try again`);
     const as = holder.type === "dnat_and_snat" ? "EIP" : "SNAT address";
     const by = holder.pod
       ? `pod ${holder.pod}`
       : `a NAT row not made by ovn-admission (${holder.type} ${holder.external_ip} -> ${holder.logical_ip})`;
     return new IntentRefused(
-      `${fieldOf(row)}: ${row.external_ip} cannot be this pod's ${what}: it is already the ${as} of ${by}`,
+      `${fieldOf(holds)}: ${holds.external_ip} cannot be this pod's ${what}: it is already the ${as} of ${by}`,
     );
   }
 
   /**
-   * Makes NAT rows and pods agree: every pod in `wanted` gets its row, every
-   * row of ours whose pod is not wanted goes. A row written less than
-   * `graceMs` ago is neither moved nor released: the view may not show the
-   * admission that wrote it yet.
+   * Makes NAT rows and stored pods agree: every pod in `wanted` gets its row
+   * programmed from its stored object; rows of pods that are not wanted go;
+   * claims that no stored pod asks for go. A row or claim made less than
+   * `graceMs` ago is not released: its pod may not be in the view yet.
    */
-  async reconcile(wanted: readonly NatWant[], graceMs: number): Promise<NatReconcile> {
-    const result: NatReconcile = { written: [], released: [], conflicts: [], programmed: [] };
+  async reconcile(wanted: readonly StoredNatWant[], graceMs: number): Promise<NatReconcile> {
+    const result: NatReconcile = {
+      written: [],
+      released: [],
+      conflicts: [],
+      claimsReleased: [],
+      programmed: [],
+    };
     const owned = await this.owned();
     const byPod = new Map<string, OwnedNat[]>();
     for (const row of owned) byPod.set(row.pod, [...(byPod.get(row.pod) ?? []), row]);
-    const wantedPods = new Set(wanted.map((w) => w.pod));
+    const wantedBy = new Map(wanted.map((w) => [w.want.pod, w]));
     const now = Date.now();
-    // A row written in the last graceMs may be newer than the view (another replica just admitted a change): leave it.
-    const young = (rows: OwnedNat[]) => rows.some((r) => now - r.since < graceMs);
-    for (const want of wanted) {
+    const old = (r: OwnedNat) => now - r.since >= graceMs;
+    for (const { want, stored } of wanted) {
       const rows = byPod.get(want.pod) ?? [];
-      if (want.row && rows.length === 1 && sameNat(rows[0] as OwnedNat, want.row)) {
+      const routing = rows.filter((r) => r.on === "router");
+      if (want.row && routing.length === 1 && sameNat(routing[0] as OwnedNat, want.row)) {
         result.programmed.push(want);
         continue;
       }
-      if (young(rows)) continue;
+      if (!want.row && routing.length === 0) continue;
       try {
-        const outcome = await this.ensure(want, rows);
+        const outcome = await this.program(want, stored, rows);
         if (outcome === "written") result.written.push(want.pod);
         if (outcome === "released") result.released.push(want.pod);
       } catch (err) {
         result.conflicts.push(`${want.pod}: ${(err as Error).message}`);
       }
     }
-    for (const [pod, rows] of byPod) {
-      if (wantedPods.has(pod) || young(rows)) continue;
-      await this.ensure({ pod }, rows);
-      result.released.push(pod);
+    // Claims: kept while the stored pod (same uid, when the claim knows it) asks for the address.
+    const staleClaims = owned.filter((r) => {
+      if (r.on !== "claims" || !old(r)) return false;
+      const asked = wantedBy.get(r.pod);
+      const holds = asked?.want.holds;
+      return !(holds && sameAddress(holds, r) && (r.uid === "" || r.uid === asked.stored.uid));
+    });
+    // Rows on the router whose pod no longer asks for any address.
+    const orphans = owned.filter((r) => r.on !== "claims" && !wantedBy.has(r.pod) && old(r));
+    const gone = [...staleClaims, ...orphans];
+    if (gone.length) {
+      // Only unlinks: a row the programmer moved meanwhile is simply not in the set any more.
+      await this.northbound.transact(NB, this.unlink(gone));
+      result.claimsReleased.push(...staleClaims.map((r) => `${r.pod} ${r.external_ip}`));
+      result.released.push(...new Set(orphans.map((r) => r.pod)));
     }
-    if (result.written.length || result.released.length || result.conflicts.length) {
+    if (
+      result.written.length ||
+      result.released.length ||
+      result.conflicts.length ||
+      result.claimsReleased.length
+    ) {
       this.log.info(
         { event: "nat-reconciled", ...result, programmed: result.programmed.length },
         "NAT reconciled",

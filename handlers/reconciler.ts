@@ -1,29 +1,33 @@
 /**
- * Makes OVN agree with the cluster view again: the gateway with its ConfigMap,
- * NAT rows with pods' EIP and SNAT annotations (rows of deleted pods go, rows
- * missing after a crash come back, pods whose row is in place are marked
- * routed). Runs once the view has synced, then every interval. Nothing is
- * freed at DELETE admission: a terminating pod still uses its address.
+ * Makes OVN agree with the stored objects in the view again: the gateway with
+ * its ConfigMap, NAT rows with pods' EIP and SNAT annotations (rows of deleted
+ * pods go, rows missing after a crash come back, claims no stored pod asks
+ * for go after the grace, pods whose row is in place are marked routed).
+ * Runs once the view has synced, then every interval, on the Lease holder.
+ * Nothing is freed at DELETE admission: a terminating pod still uses its address.
  */
 import type { Logger } from "pino";
 import type { ClusterView } from "../cluster/view.js";
 import { ANNOTATION } from "../webhooks/annotations.js";
-import { gatewayModeOf, holdsAddresses, natWantOf, type NatWant } from "../webhooks/gateway.js";
+import type { NatWant } from "../webhooks/gateway.js";
 import type { GatewayHandler } from "./gateway.js";
-import type { NatHandler, NatReconcile } from "./nat.js";
+import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
+import { natWantOfStored } from "./programmer.js";
 
-/** The NAT every pod of the view asks for. */
-export function wantedNat(view: ClusterView): NatWant[] {
-  const mode = gatewayModeOf(view);
+/** The NAT every stored pod of the view asks for, with the object that asks. */
+export function wantedNat(view: ClusterView): StoredNatWant[] {
   return view
     .podsWithNat()
-    .filter(holdsAddresses)
-    .map((p) => natWantOf(p.namespace, p.name, p.annotations, mode));
+    .map((p) => ({
+      want: natWantOfStored(p, view),
+      stored: { uid: p.uid, resourceVersion: p.resourceVersion },
+    }))
+    .filter((w) => w.want.holds);
 }
 
 export interface ReconcilerOptions {
   intervalMs: number;
-  /** NAT rows younger than this are kept even when the view has no pod for them (it may lag behind). */
+  /** Claims and rows younger than this are kept even when the view has no pod for them (it may lag behind). */
   graceMs: number;
   /** Marks a pod routed; given the NAT it must still ask for. */
   markRouted: (want: NatWant) => void;

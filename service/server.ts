@@ -17,6 +17,7 @@ import { EncapHandler, NodeDatabases } from "../handlers/encap.js";
 import { IntentHandlers } from "../handlers/intents.js";
 import { GatewayHandler } from "../handlers/gateway.js";
 import { NatHandler, type NatReconcile } from "../handlers/nat.js";
+import { Programmer } from "../handlers/programmer.js";
 import { Reconciler } from "../handlers/reconciler.js";
 import { RoutedMarker } from "../cluster/routed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
@@ -146,6 +147,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   const metrics = createMetrics(() => view.sizes());
   const nodeDatabases = new NodeDatabases(
     { template: config.nodeOvsdbTemplate, overrides: config.nodeOvsdbOverrides, ssl: config.nodeOvsdbSsl },
+    view,
     log,
   );
   const encap = new EncapHandler(nodeDatabases, view, log);
@@ -184,11 +186,16 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
         log,
         (leading) => {
           metrics.reconcilerLeader.set(leading ? 1 : 0);
-          if (leading) void reconciler.run();
+          // Taking over: program everything from the view once, then follow its changes.
+          if (leading) {
+            resync();
+            void reconciler.run();
+          }
         },
       )
     : undefined;
   if (!elector) metrics.reconcilerLeader.set(1);
+  const leading = (): boolean => elector?.isLeader ?? true;
   const reconciler = new Reconciler(
     view,
     gateway,
@@ -202,15 +209,20 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
         metrics.natReconciled.inc({ change: "released" }, result.released.length);
         metrics.natReconciled.inc({ change: "conflict" }, result.conflicts.length);
       },
-      ...(elector ? { leading: () => elector.isLeader } : {}),
+      leading,
     },
     log,
   );
-  // After a restart, what was admitted is put back; then every ten minutes, in case someone edited OVS by hand.
-  const resync = (): void =>
+  // Everything is programmed from the stored objects, by the Lease holder (ADR 0004).
+  const programmer = new Programmer(view, { encap, gateway, nat }, leading, log);
+  programmer.start();
+  // After a restart, what was stored is put back; then every ten minutes, in case someone edited OVS by hand.
+  const resync = (): void => {
+    if (!leading()) return;
     void encap
       .resync()
       .catch((err: Error) => log.warn({ event: "encap-resync-failed", error: err.message }, "resync failed"));
+  };
   void resyncWhenSynced?.then(resync);
   const resyncTimer = setInterval(resync, 600_000);
   resyncTimer.unref();
@@ -220,6 +232,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
 
   const stopLocal = async (): Promise<void> => {
     informers?.stop();
+    programmer.stop();
     clearInterval(resyncTimer);
     reconciler.stop();
     marker?.close();
@@ -236,6 +249,12 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     throw new StartupError(`cannot reach OVN Northbound at ${remote}: ${(err as Error).message}`);
   }
   if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
+  try {
+    await nat.ensureClaimsRouter();
+  } catch (err) {
+    await stopLocal();
+    throw new StartupError(`cannot make the claims router in OVN Northbound: ${(err as Error).message}`);
+  }
   // Without a cluster the view is as synced as it gets: reconcile from it at once.
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
   elector?.start();
@@ -245,7 +264,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     metrics,
     view,
     routes: parts.routes ?? ROUTES,
-    handlers: parts.handlers ?? new IntentHandlers({ ...encap.intents, ...gateway.intents, ...nat.intents }),
+    handlers: parts.handlers ?? new IntentHandlers(nat.intents),
     settings: ruleSettings(config),
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,

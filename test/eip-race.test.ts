@@ -46,6 +46,7 @@ function reviewOf(racer: Racer) {
     r.request.uid = `uid-${racer.name}`;
     r.request.name = racer.name;
     r.request.object.metadata.name = racer.name;
+    r.request.object.metadata.uid = `pod-uid-${racer.name}`;
     r.request.object.metadata.annotations = {
       "ovn.kubernetes.io/eip": racer.eip,
       "ovn.kubernetes.io/ip_address": racer.ip,
@@ -90,6 +91,12 @@ async function natRows(client: OvsdbClient): Promise<Array<{ external_ip: string
   }));
 }
 
+/** How many NAT rows the router routes. */
+async function routed(client: OvsdbClient, router: string): Promise<number> {
+  const [found] = await client.transact(NB, [op.select("Logical_Router", [["name", "==", router]], ["nat"])]);
+  return ((found?.rows?.[0]?.nat as string[] | undefined) ?? []).length;
+}
+
 t.test(
   "200 racing CREATEs for 20 EIPs through 3 instances: 20 NAT rows, 180 denials, every round",
   async (t) => {
@@ -123,6 +130,12 @@ t.test(
         if (!rows.some((r) => r.pod === holder && r.external_ip === d.racer.eip))
           t.fail(`${d.racer.name}: the named holder ${holder} does not hold ${d.racer.eip}`);
       }
+      t.equal(await routed(client, "ovn-cluster"), 0, `round ${round}: admissions alone route nothing`);
+      t.equal(
+        await routed(client, "ovn-admission-claims"),
+        EIPS * round,
+        `round ${round}: the claims hold them`,
+      );
       t.comment(`round ${round}: ${PODS} admissions in ${ms} ms`);
     }
   },
@@ -161,14 +174,17 @@ t.test(
       metadata: {
         name: a.racer.name,
         namespace: "shop",
+        uid: `pod-uid-${a.racer.name}`,
         annotations: { "ovn.kubernetes.io/eip": a.racer.eip, "ovn.kubernetes.io/ip_address": a.racer.ip },
       },
       status: { phase: "Pending" },
     }));
     const view = ClusterState.of({ Pod: admittedPods });
-    const wanted = view
-      .podsWithNat()
-      .map((p) => natWantOf(p.namespace, p.name, p.annotations, "centralized"));
+    // The admitted pods as the API server would store them: their claims become their rows.
+    const wanted = view.podsWithNat().map((p) => ({
+      want: natWantOf(p.namespace, p.name, p.annotations, "centralized"),
+      stored: { uid: p.uid, resourceVersion: "1" },
+    }));
     const nat = new NatHandler(client, "ovn-cluster", pino({ level: "silent" }));
     await client.connect({ timeoutMs: 10_000 });
     const result = await nat.reconcile(wanted, 0);
@@ -180,6 +196,7 @@ t.test(
       "every admitted pod has its row, and every row has its admitted pod",
     );
     t.equal(new Set(rows.map((r) => r.external_ip)).size, rows.length, "no EIP in two rows");
+    t.equal(await routed(client, "ovn-cluster"), rows.length, "the stored pods' claims became their rows");
     t.ok(allowed.length > 0, "pods were admitted across the leader change");
   },
 );

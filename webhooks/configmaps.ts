@@ -1,7 +1,8 @@
 /**
  * Rules for ConfigMaps: only the external gateway's
  * (`kube-system/ovn-external-gw-config`, seed 003) is ours. It is checked key
- * by key and, once admitted, OVN Northbound is programmed from it.
+ * by key here; OVN Northbound is programmed from the ConfigMap as stored
+ * (handlers/programmer.ts), never from the request.
  */
 import { GATEWAY_CONFIGMAP, type ClusterView } from "../cluster/view.js";
 import type { AdmissionRequest } from "./envelope.js";
@@ -29,8 +30,5 @@ export function validateConfigMap(
         `data["${GATEWAY_KEY.nodes}"]: no node named ${unknown.join(", ")} (yet); the gateway is programmed without it until it joins`,
       );
   }
-  return allow({
-    warnings,
-    intents: [{ kind: "gateway", owner: GATEWAY_CONFIGMAP, spec: { config: config ?? null } }],
-  });
+  return allow({ warnings });
 }

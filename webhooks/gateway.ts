@@ -192,11 +192,30 @@ export interface NatRow {
   external_mac?: string | null;
 }
 
-/** What a pod's NAT should be: `row` unset means it has none (or cannot have one yet). */
+/** The external address a pod holds, whether or not its row can be written yet. */
+export interface NatAddress {
+  type: NatRow["type"];
+  external_ip: string;
+}
+
+/**
+ * What a pod's NAT should be: `holds` unset means it holds no address;
+ * `row` unset means its row cannot be written yet (no IP of that family, or
+ * for a distributed EIP no MAC) while the address may already be held.
+ */
 export interface NatWant {
   /** "namespace/name". */
   pod: string;
+  holds?: NatAddress;
   row?: NatRow;
+}
+
+/** What admission claims: the address a pod asks for, as the review showed the pod. */
+export interface NatClaim extends Record<string, unknown> {
+  pod: string;
+  /** The pod's uid when the request had one (validation of a CREATE does), else "". */
+  uid: string;
+  holds: NatAddress;
 }
 
 /**
@@ -215,19 +234,24 @@ export function natWantOf(
   const snat = annotations[ANNOTATION.snat];
   const external = eip ?? snat;
   if (external === undefined || !isIpAddress(external)) return { pod };
+  const holds: NatAddress = {
+    type: eip === undefined ? "snat" : "dnat_and_snat",
+    external_ip: canonicalIp(external),
+  };
   const v6 = external.includes(":");
   const logicalIp = (annotations[ANNOTATION.ipAddress] ?? "")
     .split(",")
     .map((a) => addressOf(a.trim()))
     .find((a) => isIpAddress(a) && a.includes(":") === v6);
-  if (!logicalIp) return { pod };
-  const addresses = { external_ip: canonicalIp(external), logical_ip: canonicalIp(logicalIp) };
-  if (eip === undefined) return { pod, row: { type: "snat", ...addresses } };
-  if (mode === "centralized") return { pod, row: { type: "dnat_and_snat", ...addresses } };
+  if (!logicalIp) return { pod, holds };
+  const addresses = { external_ip: holds.external_ip, logical_ip: canonicalIp(logicalIp) };
+  if (eip === undefined) return { pod, holds, row: { type: "snat", ...addresses } };
+  if (mode === "centralized") return { pod, holds, row: { type: "dnat_and_snat", ...addresses } };
   const mac = annotations[ANNOTATION.macAddress];
-  if (!mac || !isUnicastMac(mac)) return { pod };
+  if (!mac || !isUnicastMac(mac)) return { pod, holds };
   return {
     pod,
+    holds,
     row: {
       type: "dnat_and_snat",
       ...addresses,

@@ -95,31 +95,9 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
       }
     }
   }
-  // Programmed here, after every check, not in the mutating webhook: a later denial must leave OVS untouched.
-  const known = view.node(name) !== undefined || request.oldObject !== null;
-  const changed =
-    !known ||
-    JSON.stringify(previous) !== JSON.stringify(networks.planes) ||
-    JSON.stringify(view.planesOf(name)) !== JSON.stringify(networks.planes);
-  if (changed && (Object.keys(networks.planes).length > 0 || Object.keys(previous).length > 0)) {
-    const spec: EncapSpec = { node: name, internalIP: internalIPOf(request.object), planes: networks.planes };
-    return allow({ intents: [{ kind: "encap", owner: name, spec, optional: true }] });
-  }
+  // Nothing is programmed from the request: the node's Open_vSwitch follows the Node the API server
+  // stores (handlers/programmer.ts), so a review no API server sent, or one a later webhook denies, changes nothing.
   return allow();
-}
-
-/** What the node's Open_vSwitch must hold: the intent the encap handler carries out. */
-export interface EncapSpec extends Record<string, unknown> {
-  node: string;
-  internalIP: string | undefined;
-  planes: Record<string, string>;
-}
-
-function internalIPOf(object: KubeObject | null): string | undefined {
-  const addresses =
-    (object?.status as { addresses?: Array<{ type?: string; address?: string }> } | undefined)?.addresses ??
-    [];
-  return addresses.find((a) => a.type === "InternalIP")?.address;
 }
 
 export function mutateNode(request: AdmissionRequest): Verdict {

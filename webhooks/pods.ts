@@ -11,6 +11,7 @@ import {
   holdsAddresses,
   natWantOf,
   gatewayOf,
+  type NatClaim,
   type GatewayMode,
 } from "./gateway.js";
 import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
@@ -22,7 +23,7 @@ import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
 import { DEFAULT_VPC, subnetOfPod } from "./subnets.js";
 import { buildPatch, editable } from "./patch.js";
 import type { RuleSettings } from "./rules.js";
-import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
+import { allow, deny, reject, type Verdict } from "./verdict.js";
 
 /** The plane the pod's subnet names, with the subnet, when there is one. */
 function planeOf(namespace: string, pod: KubeObject | null, view: ClusterView, settings: RuleSettings) {
@@ -44,16 +45,6 @@ function lacksPlane(
       ? `nodes that do: ${having.slice(0, 5).join(", ")}${having.length > 5 ? ` and ${having.length - 5} more` : ""}`
       : "no node does")
   );
-}
-
-/** The OVS interface of a pod is named <pod>.<namespace> in external_ids:iface-id. */
-function interfaceIntent(node: string, namespace: string, pod: string, encapIp: string): Intent {
-  return {
-    kind: "interface-encap",
-    owner: `${namespace}/${pod}`,
-    spec: { node, ifaceId: `${pod}.${namespace}`, encapIp },
-    optional: true,
-  };
 }
 
 /** Adds "has the plane label" to every required node selector term (terms are ORed, so each must carry it). */
@@ -221,11 +212,8 @@ function checkExternalAddresses(
   const snat = now[ANNOTATION.snat];
   const name = request.object?.metadata?.name || request.name;
   const self = `${request.namespace}/${name}`;
-  const hadNat = before[ANNOTATION.eip] !== undefined || before[ANNOTATION.snat] !== undefined;
-  if (eip === undefined && snat === undefined) {
-    // Dropping both releases the row the pod had.
-    return allow(hadNat ? { intents: [{ kind: "nat", owner: self, spec: { pod: self } }] } : {});
-  }
+  // Dropping both releases the row the pod had, once the API server stores the pod without them.
+  if (eip === undefined && snat === undefined) return allow();
   for (const [key, value] of [
     [ANNOTATION.eip, eip],
     [ANNOTATION.snat, snat],
@@ -274,14 +262,13 @@ function checkExternalAddresses(
     const holders = others(view.podsWithEip(address));
     if (holders.length > 0) return deny(`${field}: ${address} is already the EIP of pod ${named(holders)}`);
   }
-  const unchanged = [ANNOTATION.eip, ANNOTATION.snat, ANNOTATION.ipAddress, ANNOTATION.macAddress].every(
-    (k) => now[k] === before[k],
-  );
-  // Already routed and nothing NAT reads changed (a label edit, our own routed mark): nothing to program.
-  if (request.operation === "UPDATE" && unchanged && now[ANNOTATION.routed] === "true") return allow();
-  const want = natWantOf(request.namespace, name, now, mode);
-  if (!want.row && !hadNat) return allow();
-  return allow({ intents: [{ kind: "nat", owner: self, spec: { ...want } }] });
+  // The address is held from the admission that asked for it; its row is programmed from the stored pod.
+  if (request.operation === "UPDATE" && eip === before[ANNOTATION.eip] && snat === before[ANNOTATION.snat])
+    return allow();
+  const holds = natWantOf(request.namespace, name, now, mode).holds;
+  if (!holds) return allow();
+  const claim: NatClaim = { pod: self, uid: request.object?.metadata?.uid ?? "", holds };
+  return allow({ intents: [{ kind: "nat-claim", owner: self, spec: claim }] });
 }
 
 export function mutatePod(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
@@ -326,8 +313,8 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
   }
   if (selector?.changed)
     ((pod.spec ??= {}) as { nodeSelector?: Record<string, string> }).nodeSelector = selector.changed;
-  const intents = plane ? placeOnPlane(request, pod, plane, view) : [];
-  return allow({ patch: buildPatch(object, pod), intents });
+  if (plane) placeOnPlane(pod, plane, view);
+  return allow({ patch: buildPatch(object, pod) });
 }
 
 /** Namespace annotation: the attachments its pods get when they name none themselves. */
@@ -377,30 +364,29 @@ function attachmentSelector(
   return { changed: added ? selector : undefined };
 }
 
-/** A pod whose subnet names a plane may only be scheduled where the plane is; one already placed records its encap IP. */
-function placeOnPlane(
-  request: AdmissionRequest,
-  pod: KubeObject,
-  plane: { plane: string; subnet: string },
-  view: ClusterView,
-): Intent[] {
+/**
+ * A pod whose subnet names a plane may only be scheduled where the plane is;
+ * one already placed records its encap IP, which its OVS interface gets once
+ * the pod is stored.
+ */
+function placeOnPlane(pod: KubeObject, plane: { plane: string; subnet: string }, view: ClusterView): void {
   const spec = (pod.spec ??= {}) as { affinity?: V1Affinity; nodeName?: string };
   spec.affinity = requirePlane(spec.affinity, plane.plane);
   const encapIp = spec.nodeName ? view.planesOf(spec.nodeName)[plane.plane] : undefined;
   const name = pod.metadata?.name;
-  if (!spec.nodeName || !encapIp || !name) return [];
+  if (!spec.nodeName || !encapIp || !name) return;
   pod.metadata = {
     ...pod.metadata,
     annotations: { ...pod.metadata?.annotations, [ENCAP_IP_ANNOTATION]: encapIp },
   };
-  return [interfaceIntent(spec.nodeName, request.namespace, name, encapIp)];
 }
 
 /**
  * pods/binding CREATE: the scheduler (or anyone) binds a pod to a node. A
  * node without the pod's plane is refused, which closes the race with a node
  * update; otherwise the Binding carries the encap IP, and the API server
- * copies Binding annotations onto the pod.
+ * copies Binding annotations onto the pod (whose stored version then has its
+ * OVS interface programmed).
  */
 export function mutatePodBinding(
   request: AdmissionRequest,
@@ -427,8 +413,5 @@ export function mutatePodBinding(
     ...edited.metadata,
     annotations: { ...edited.metadata?.annotations, [ENCAP_IP_ANNOTATION]: encapIp },
   };
-  return allow({
-    patch: buildPatch(binding, edited),
-    intents: [interfaceIntent(node, request.namespace, request.name, encapIp)],
-  });
+  return allow({ patch: buildPatch(binding, edited) });
 }

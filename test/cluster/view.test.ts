@@ -163,6 +163,7 @@ t.test("a pod keeps only what the rules read", async (t) => {
     key: "shop/web-0",
     name: "web-0",
     namespace: "shop",
+    uid: "",
     resourceVersion: "42",
     nodeName: "n1",
     phase: "Running",

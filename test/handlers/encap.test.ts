@@ -16,9 +16,22 @@ const externalId = (node: SimulatedNode, key: string) =>
   vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", `external_ids:${key}`);
 const log = pino({ level: "silent" });
 
-function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200, view = ClusterState.of({})) {
+/** The nodes as the API server stored them: a node database is only reached through a stored Node. */
+const storedNodes = (nodes: SimulatedNode[]) =>
+  ClusterState.of({
+    Node: nodes.map((n) => ({
+      metadata: { name: n.name },
+      status: { addresses: [{ type: "InternalIP", address: "192.168.1.10" }] },
+    })),
+  });
+
+function handlerFor(t: Test, nodes: SimulatedNode[], retryMs = 200, view = storedNodes(nodes)) {
   const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
-  const databases = new NodeDatabases({ template: "tcp:{nodeIP}:6640", overrides, ssl: undefined }, log);
+  const databases = new NodeDatabases(
+    { template: "tcp:{nodeIP}:6640", overrides, ssl: undefined },
+    view,
+    log,
+  );
   const handler = new EncapHandler(databases, view, log, retryMs);
   t.teardown(() => {
     handler.close();
@@ -223,4 +236,14 @@ t.test("after a restart, a resync from the view puts back what was admitted", as
       )) === '"10.10.10.10"',
   );
   t.pass("interface programmed from the view");
+});
+
+t.test("a node that is not stored is never dialled, whatever address is asked for", async (t) => {
+  const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
+  const handler = handlerFor(t, [node], 200, ClusterState.of({ Node: [] }));
+  await t.rejects(
+    handler.programNode({ node: "node1", internalIP: "192.168.1.10", planes: { storage: "10.10.10.10" } }),
+    { name: "EncapError", message: /node node1 is not a stored Node/ },
+  );
+  t.equal(await externalId(node, "ovn-encap-ip"), "", "its database was not written");
 });

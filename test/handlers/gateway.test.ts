@@ -54,8 +54,12 @@ async function setup(t: Test, nodeNames: string[], settings = SETTINGS) {
   const nodes = await nodesFor(t, nodeNames);
   const northbound = await clusterRouterOn(t, nb.unixRemote);
   const overrides = Object.fromEntries(nodes.map((n) => [n.name, n.ovs.unixRemote]));
-  const databases = new NodeDatabases({ template: "tcp:{nodeIP}:6640", overrides, ssl: undefined }, log);
   const view = ClusterState.of({ Node: nodeNames.map((name) => ({ metadata: { name } })) });
+  const databases = new NodeDatabases(
+    { template: "tcp:{nodeIP}:6640", overrides, ssl: undefined },
+    view,
+    log,
+  );
   const handler = new GatewayHandler(northbound, databases, view, settings, log);
   t.teardown(() => {
     databases.close();

@@ -29,6 +29,8 @@ function validateCreate(annotations: Record<string, string>, view = viewWith()) 
   const request = parseReview(
     podReview((r) => {
       r.request.object.metadata.annotations = annotations;
+      // The API server gives a pod its uid before validating webhooks see its CREATE.
+      r.request.object.metadata.uid = "9d1c7e4a-0000-4000-8000-00000000c0de";
     }),
   ).request;
   return validatePod(request, view, settings);
@@ -36,22 +38,26 @@ function validateCreate(annotations: Record<string, string>, view = viewWith()) 
 
 const field = (key: string) => `metadata.annotations["${key}"]`;
 
-t.test("an EIP with the pod's IP: allowed, and the NAT row is the intent", async (t) => {
+t.test("an EIP: allowed, and the intent is a claim of the address alone, with the pod's uid", async (t) => {
   const verdict = validateCreate({ [EIP]: "172.56.0.233", [IP]: "10.16.0.9" });
   t.equal(verdict.allowed, true);
   t.same(verdict.intents, [
     {
-      kind: "nat",
+      kind: "nat-claim",
       owner: "shop/web-7d4b9c8f6-x2k9p",
       spec: {
         pod: "shop/web-7d4b9c8f6-x2k9p",
-        row: { type: "dnat_and_snat", external_ip: "172.56.0.233", logical_ip: "10.16.0.9" },
+        uid: "9d1c7e4a-0000-4000-8000-00000000c0de",
+        holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" },
       },
     },
   ]);
   const early = validateCreate({ [SNAT]: "172.56.0.200" });
-  t.equal(early.allowed, true, "before the pod has its IP: checked, nothing to program yet");
-  t.same(early.intents, []);
+  t.equal(early.allowed, true, "before the pod has its IP: checked, and held already");
+  t.same(
+    early.intents.map((i) => i.spec.holds),
+    [{ type: "snat", external_ip: "172.56.0.200" }],
+  );
 });
 
 t.test(
@@ -137,37 +143,47 @@ t.test("without an enabled, valid gateway there is no EIP", async (t) => {
   );
 });
 
-t.test("UPDATE: a changed EIP drops routed and moves the row; a removed one releases it", async (t) => {
-  const before = { [EIP]: "172.56.0.233", [IP]: "10.16.0.9", "ovn.kubernetes.io/routed": "true" };
-  const changed = parseReview(podUpdate({ ...before, [EIP]: "172.56.0.221" }, before)).request;
-  const mutated = mutatePod(changed, viewWith(), settings);
-  const patched = jsonPatch.applyPatch(structuredClone(changed.object), mutated.patch)
-    .newDocument as KubeObject;
-  t.same(
-    patched.metadata?.annotations,
-    { [EIP]: "172.56.0.221", [IP]: "10.16.0.9" },
-    "routed removed by the patch",
-  );
-  const validated = validatePod({ ...changed, object: patched }, viewWith(), settings);
-  t.same(validated.intents[0]?.spec, {
-    pod: "shop/web-7d4b9c8f6-x2k9p",
-    row: { type: "dnat_and_snat", external_ip: "172.56.0.221", logical_ip: "10.16.0.9" },
-  });
-  const removed = parseReview(podUpdate({ [IP]: "10.16.0.9" }, before)).request;
-  t.same(validatePod(removed, viewWith(), settings).intents, [
-    { kind: "nat", owner: "shop/web-7d4b9c8f6-x2k9p", spec: { pod: "shop/web-7d4b9c8f6-x2k9p" } },
-  ]);
-  const untouched = parseReview(podUpdate({ ...before, app: "v2" }, before)).request;
-  t.same(
-    validatePod(untouched, viewWith(), settings).intents,
-    [],
-    "a routed pod edited elsewhere: nothing to do",
-  );
-  const ipArrives = parseReview(
-    podUpdate({ [EIP]: "172.56.0.233", [IP]: "10.16.0.9" }, { [EIP]: "172.56.0.233" }),
-  ).request;
-  t.equal(validatePod(ipArrives, viewWith(), settings).intents.length, 1, "the IP arriving programs the row");
-});
+t.test(
+  "UPDATE: a changed EIP drops routed and claims the new one; removing or keeping one asks for nothing",
+  async (t) => {
+    const before = { [EIP]: "172.56.0.233", [IP]: "10.16.0.9", "ovn.kubernetes.io/routed": "true" };
+    const changed = parseReview(podUpdate({ ...before, [EIP]: "172.56.0.221" }, before)).request;
+    const mutated = mutatePod(changed, viewWith(), settings);
+    const patched = jsonPatch.applyPatch(structuredClone(changed.object), mutated.patch)
+      .newDocument as KubeObject;
+    t.same(
+      patched.metadata?.annotations,
+      { [EIP]: "172.56.0.221", [IP]: "10.16.0.9" },
+      "routed removed by the patch",
+    );
+    const validated = validatePod({ ...changed, object: patched }, viewWith(), settings);
+    t.same(validated.intents[0]?.spec, {
+      pod: "shop/web-7d4b9c8f6-x2k9p",
+      uid: "",
+      holds: { type: "dnat_and_snat", external_ip: "172.56.0.221" },
+    });
+    const removed = parseReview(podUpdate({ [IP]: "10.16.0.9" }, before)).request;
+    t.same(
+      validatePod(removed, viewWith(), settings).intents,
+      [],
+      "released when the pod is stored without it, not on the request",
+    );
+    const untouched = parseReview(podUpdate({ ...before, app: "v2" }, before)).request;
+    t.same(
+      validatePod(untouched, viewWith(), settings).intents,
+      [],
+      "a routed pod edited elsewhere: nothing to do",
+    );
+    const ipArrives = parseReview(
+      podUpdate({ [EIP]: "172.56.0.233", [IP]: "10.16.0.9" }, { [EIP]: "172.56.0.233" }),
+    ).request;
+    t.same(
+      validatePod(ipArrives, viewWith(), settings).intents,
+      [],
+      "the IP arriving is programmed from the stored pod; the address was held since CREATE",
+    );
+  },
+);
 
 t.test("a pod of a custom VPC has no EIP through the gateway ConfigMap", async (t) => {
   const view = ClusterState.of({

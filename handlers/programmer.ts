@@ -1,0 +1,153 @@
+/**
+ * Programs the network from what the API server stored (ADR 0004): every
+ * change the view learns from its watches (a Node, a Pod, the gateway
+ * ConfigMap) is turned into the writes it asks for, on the replica that holds
+ * the Lease. Admission never writes anything but claims; a forged review,
+ * or one that a later webhook denies, is never stored and so changes nothing.
+ *
+ * Work for one object is done in the order its changes came; different
+ * objects go in parallel. A write that fails is logged and left to the
+ * reconciler's next pass, which programs everything from the view again.
+ */
+import type { Logger } from "pino";
+import {
+  parseNodeNetworks,
+  type ClusterView,
+  type NodeFacts,
+  type PodFacts,
+  type StoredChange,
+} from "../cluster/view.js";
+import { ANNOTATION } from "../webhooks/annotations.js";
+import { ENCAP_IP_ANNOTATION } from "../webhooks/planes.js";
+import { gatewayModeOf, holdsAddresses, natWantOf, type NatWant } from "../webhooks/gateway.js";
+import type { EncapHandler } from "./encap.js";
+import type { GatewayHandler } from "./gateway.js";
+import type { NatHandler } from "./nat.js";
+
+export interface ProgrammerParts {
+  encap: EncapHandler;
+  gateway: GatewayHandler;
+  nat: NatHandler;
+}
+
+/** The NAT a stored pod asks for: nothing once it has finished (its IP may go to another pod). */
+export function natWantOfStored(pod: PodFacts, view: ClusterView): NatWant {
+  if (!holdsAddresses(pod)) return { pod: pod.key };
+  return natWantOf(pod.namespace, pod.name, pod.annotations, gatewayModeOf(view));
+}
+
+const planesOf = (node: NodeFacts) => parseNodeNetworks(node.annotations[ANNOTATION.nodeNetworks]);
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export class Programmer {
+  private readonly queues = new Map<string, Promise<void>>();
+  private stopListening: (() => void) | undefined;
+
+  constructor(
+    private readonly view: ClusterView,
+    private readonly parts: ProgrammerParts,
+    /** Whether this replica programs now (the Lease holder); always, when not given. */
+    private readonly leading: () => boolean,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.stopListening ??= this.view.onChange((change) => this.onStored(change));
+  }
+
+  stop(): void {
+    this.stopListening?.();
+    this.stopListening = undefined;
+  }
+
+  /** Resolves once the work queued so far is done (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.queues.size > 0) await Promise.allSettled([...this.queues.values()]);
+  }
+
+  private onStored(change: StoredChange): void {
+    // A replica that does not lead programs nothing; the leader's first pass covers what it missed.
+    if (!this.leading() || change.event === "RELISTED") return;
+    switch (change.kind) {
+      case "Node":
+        return this.onNode(change.event, change.facts, change.previous);
+      case "Pod":
+        return this.onPod(change.event, change.facts, change.previous);
+      case "ConfigMap":
+        this.enqueue("gateway", "gateway", () => this.parts.gateway.reconcile());
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onNode(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    node: NodeFacts,
+    previous: NodeFacts | undefined,
+  ): void {
+    if (event === "DELETED") {
+      this.enqueue(`node/${node.name}`, "encap", async () => this.parts.encap.forgetNode(node.name));
+      return;
+    }
+    const planes = planesOf(node);
+    const before = previous ? planesOf(previous) : {};
+    const changed = !previous || previous.internalIP !== node.internalIP || !sameJson(before, planes);
+    if (!changed || (Object.keys(planes).length === 0 && Object.keys(before).length === 0)) return;
+    this.enqueue(`node/${node.name}`, "encap", () =>
+      this.parts.encap.programNode({ node: node.name, internalIP: node.internalIP, planes }),
+    );
+  }
+
+  private onPod(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    pod: PodFacts,
+    previous: PodFacts | undefined,
+  ): void {
+    const key = `pod/${pod.key}`;
+    if (event === "DELETED") {
+      if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized").holds)
+        this.enqueue(key, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
+      return;
+    }
+    const encapIp = pod.annotations[ENCAP_IP_ANNOTATION];
+    if (
+      encapIp &&
+      pod.nodeName &&
+      (previous?.annotations[ENCAP_IP_ANNOTATION] !== encapIp || previous?.nodeName !== pod.nodeName)
+    ) {
+      this.enqueue(key, "interface-encap", () =>
+        this.parts.encap.programInterface({
+          node: pod.nodeName,
+          ifaceId: `${pod.name}.${pod.namespace}`,
+          encapIp,
+        }),
+      );
+    }
+    const want = natWantOfStored(pod, this.view);
+    const before = previous ? natWantOfStored(previous, this.view) : { pod: pod.key };
+    if (!want.holds && !before.holds) return;
+    if (previous && sameJson(want, before) && previous.uid === pod.uid) return;
+    const stored = { uid: pod.uid, resourceVersion: pod.resourceVersion };
+    this.enqueue(key, "nat", () => this.parts.nat.program(want, stored).then(() => undefined));
+  }
+
+  /** Runs `work` after the work already queued for `key`; a failure is logged, the reconciler retries. */
+  private enqueue(key: string, what: string, work: () => Promise<unknown>): void {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(work)
+      .then(
+        () => undefined,
+        (err: Error) =>
+          this.log.warn(
+            { event: "program-failed", object: key, what, error: err.message },
+            "could not program from the stored object; the reconciler retries",
+          ),
+      )
+      .finally(() => {
+        if (this.queues.get(key) === next) this.queues.delete(key);
+      });
+    this.queues.set(key, next);
+  }
+}
