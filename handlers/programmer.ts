@@ -46,9 +46,11 @@ export class Programmer {
   constructor(
     private readonly view: ClusterView,
     private readonly parts: ProgrammerParts,
-    /** Whether this replica programs now (the Lease holder); always, when not given. */
+    /** Whether this replica programs now (the Lease holder). */
     private readonly leading: () => boolean,
     private readonly log: Logger,
+    /** Told the result of every write (for metrics). */
+    private readonly onResult: (what: string, ok: boolean) => void = () => undefined,
   ) {}
 
   start(): void {
@@ -138,12 +140,14 @@ export class Programmer {
     const next = previous
       .then(work)
       .then(
-        () => undefined,
-        (err: Error) =>
+        () => this.onResult(what, true),
+        (err: Error) => {
+          this.onResult(what, false);
           this.log.warn(
             { event: "program-failed", object: key, what, error: err.message },
             "could not program from the stored object; the reconciler retries",
-          ),
+          );
+        },
       )
       .finally(() => {
         if (this.queues.get(key) === next) this.queues.delete(key);

@@ -13,6 +13,7 @@ export interface Metrics {
   cacheRows: Gauge<"cache">;
   reconcilerLeader: Gauge;
   natReconciled: Counter<"change">;
+  programmed: Counter<"what" | "result">;
 }
 
 export function createMetrics(cacheSizes: () => Record<string, number> = () => ({})): Metrics {
@@ -53,8 +54,14 @@ export function createMetrics(cacheSizes: () => Record<string, number> = () => (
     }),
     natReconciled: new Counter({
       name: "ovn_admission_nat_reconciled_total",
-      help: "NAT rows the reconciler changed: written (missing after a crash), released (pod gone), conflict (address held by another)",
+      help: "NAT rows the reconciler changed: written (missing after a crash), released (pod gone), claim-released (no stored pod asked for it within the grace), conflict (address held by another)",
       labelNames: ["change"],
+      registers: [registry],
+    }),
+    programmed: new Counter({
+      name: "ovn_admission_programmed_total",
+      help: "Writes made from stored objects (what: encap, interface-encap, nat, gateway), by result (ok, failed: retried by the reconciler)",
+      labelNames: ["what", "result"],
       registers: [registry],
     }),
     cacheRows: new Gauge({

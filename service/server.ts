@@ -208,13 +208,16 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
         metrics.natReconciled.inc({ change: "written" }, result.written.length);
         metrics.natReconciled.inc({ change: "released" }, result.released.length);
         metrics.natReconciled.inc({ change: "conflict" }, result.conflicts.length);
+        metrics.natReconciled.inc({ change: "claim-released" }, result.claimsReleased.length);
       },
       leading,
     },
     log,
   );
   // Everything is programmed from the stored objects, by the Lease holder (ADR 0004).
-  const programmer = new Programmer(view, { encap, gateway, nat }, leading, log);
+  const programmer = new Programmer(view, { encap, gateway, nat }, leading, log, (what, ok) =>
+    metrics.programmed.inc({ what, result: ok ? "ok" : "failed" }),
+  );
   programmer.start();
   // After a restart, what was stored is put back; then every ten minutes, in case someone edited OVS by hand.
   const resync = (): void => {

@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import t from "tap";
+import t, { type Test } from "tap";
 import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { nodesFor, type SimulatedNode } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
@@ -26,6 +26,12 @@ const encapIps = async (node: SimulatedNode): Promise<string> =>
     ])
   ).stdout.trim();
 
+/** Waits for the node's encap IPs to become `expected` (programmed from the stored Node), then asserts them. */
+async function encapBecomes(t: Test, node: SimulatedNode, expected: string, what: string): Promise<void> {
+  await waitFor(what, async () => (await encapIps(node)) === expected).catch(() => undefined);
+  t.equal(await encapIps(node), expected, what);
+}
+
 const nodeBody = (name: string, ip: string, networks?: Record<string, string>): V1Node => ({
   metadata: { name, annotations: networks ? { [NN]: JSON.stringify(networks) } : {} },
   status: { addresses: [{ type: "InternalIP", address: ip }] },
@@ -41,6 +47,8 @@ t.test(
       kube.kubeconfigFile,
       "--node-ovsdb-override",
       `node-1=${node1.ovs.unixRemote};node-2=${node2.ovs.unixRemote}`,
+      "--lease-namespace",
+      "default",
     ]);
     await kube.registerWebhooks(s.service.url, s.service.caFile as string);
     const core = kube.kubeConfig.makeApiClient(CoreV1Api);
@@ -68,7 +76,7 @@ t.test(
       body: nodeBody("node-1", "192.168.1.1", { storage: "10.10.10.1" }),
     });
     t.equal(created.metadata?.labels?.["planes.ovn-admission.io/storage"], "true", "plane label added");
-    t.equal(await encapIps(node1), '"192.168.1.1,10.10.10.1"');
+    await encapBecomes(t, node1, '"192.168.1.1,10.10.10.1"', "the stored node's plane reached OVS");
     await core.createNode({ body: nodeBody("node-2", "192.168.1.2") });
 
     // dryRun: same answer, nothing written to OVS.
@@ -78,11 +86,7 @@ t.test(
     t.equal(dry.metadata?.labels?.["planes.ovn-admission.io/app"], "true", "dryRun shows the label");
     t.equal(await encapIps(node1), '"192.168.1.1,10.10.10.1"', "dryRun wrote nothing to OVS");
     await core.replaceNode({ name: "node-1", body: withApp });
-    t.equal(
-      await encapIps(node1),
-      '"192.168.1.1,10.10.10.1,172.16.0.1"',
-      "the annotation change reached OVS",
-    );
+    await encapBecomes(t, node1, '"192.168.1.1,10.10.10.1,172.16.0.1"', "the annotation change reached OVS");
 
     // A Subnet naming an unknown plane is denied, listing the planes that exist (once the view has the nodes).
     const unknownPlane = await waitFor("the view to know the planes", async () => {
