@@ -232,6 +232,8 @@ export function reloadOnChange(
   files: ServingFiles,
   intervalMs: number,
   log: Logger,
+  /** Kept in every new context: the CA that verifies client certificates, when there is one. */
+  clientCa?: Buffer,
 ): () => void {
   let current = readServingCertificate(files).fingerprint;
   const check = (): void => {
@@ -246,7 +248,12 @@ export function reloadOnChange(
       return;
     }
     if (next.fingerprint === current) return;
-    server.setSecureContext({ cert: next.cert, key: next.key, minVersion: "TLSv1.2" });
+    server.setSecureContext({
+      cert: next.cert,
+      key: next.key,
+      minVersion: "TLSv1.2",
+      ...(clientCa ? { ca: clientCa } : {}),
+    });
     log.info(
       {
         event: "certificate-reloaded",

@@ -17,6 +17,14 @@ export interface Config {
   tlsKeyFile: string | undefined;
   certsDir: string;
   certReloadMs: number;
+  /**
+   * CA of the client certificates the API server presents to webhooks
+   * (AdmissionConfiguration kubeConfigFile); set: the admission routes
+   * require one it signed.
+   */
+  clientCaFile: string | undefined;
+  /** A plain HTTP port of its own for /metrics, /healthz and /readyz; unset: only the HTTPS port serves them. */
+  metricsPort: number | undefined;
   bodyLimit: number;
   deadlineMs: number;
   keepAliveTimeoutMs: number;
@@ -140,6 +148,23 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     describe: "serving key (PEM), e.g. the cert-manager Secret's tls.key",
     fallback: () => undefined,
     parse: optionalText,
+  },
+  clientCaFile: {
+    key: "clientCaFile",
+    flag: "client-ca-file",
+    env: "OVN_ADMISSION_CLIENT_CA_FILE",
+    describe:
+      "CA (PEM) of the client certificate the API server presents to webhooks; set, /mutate and /validate answer 401 without one it signed",
+    fallback: () => undefined,
+    parse: optionalText,
+  },
+  metricsPort: {
+    key: "metricsPort",
+    flag: "metrics-port",
+    env: "OVN_ADMISSION_METRICS_PORT",
+    describe: "plain HTTP port for /metrics, /healthz and /readyz (probes and Prometheus without TLS); unset: none",
+    fallback: () => undefined,
+    parse: (t, flag) => integer(1, 65535)(t, flag),
   },
   certsDir: {
     key: "certsDir",

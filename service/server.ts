@@ -4,9 +4,11 @@
  * only place that listens and that shuts down.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+
 import os from "node:os";
-import type { Server as TlsServer } from "node:tls";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createSecureContext, type Server as TlsServer } from "node:tls";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { op, OvsdbClient } from "ovsdb-client";
@@ -22,7 +24,7 @@ import { Reconciler } from "../handlers/reconciler.js";
 import { RoutedMarker } from "../cluster/routed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
-import { buildApp } from "../webhooks/app.js";
+import { buildApp, registerProbes, type Readiness } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
 import { ruleSettings, type Config } from "./config.js";
 import {
@@ -38,6 +40,8 @@ const NB = "OVN_Northbound";
 export interface Service {
   url: string;
   port: number;
+  /** http://host:port of --metrics-port, when given. */
+  metricsUrl: string | undefined;
   /** The CA that signed the serving certificate, when we made it (development). */
   caFile: string | undefined;
   northbound: OvsdbClient;
@@ -262,6 +266,25 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
   elector?.start();
 
+  let clientCa: Buffer | undefined;
+  if (config.clientCaFile) {
+    try {
+      clientCa = readFileSync(config.clientCaFile);
+      createSecureContext({ ca: clientCa });
+    } catch (err) {
+      await stopLocal();
+      throw new StartupError(`--client-ca-file ${config.clientCaFile}: ${(err as Error).message}`);
+    }
+  }
+  const readiness = (): Readiness => {
+    const waitingFor: string[] = [];
+    if (!view.synced) {
+      const kinds = informers?.state.waitingFor() ?? [];
+      waitingFor.push(`cluster view to sync${kinds.length ? ` (${kinds.join(", ")})` : ""}`);
+    }
+    if (northbound.state !== "connected") waitingFor.push(`OVN Northbound (${northbound.state})`);
+    return { ready: waitingFor.length === 0, waitingFor };
+  };
   const app = await buildApp({
     log,
     metrics,
@@ -274,24 +297,49 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     failureModes: { mutate: config.mutateFailureMode, validate: config.validateFailureMode },
     bodyLimit: config.bodyLimit,
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-    https: { cert: certificate.cert, key: certificate.key, minVersion: "TLSv1.2" },
-    readiness: () => {
-      const waitingFor: string[] = [];
-      if (!view.synced) {
-        const kinds = informers?.state.waitingFor() ?? [];
-        waitingFor.push(`cluster view to sync${kinds.length ? ` (${kinds.join(", ")})` : ""}`);
-      }
-      if (northbound.state !== "connected") waitingFor.push(`OVN Northbound (${northbound.state})`);
-      return { ready: waitingFor.length === 0, waitingFor };
+    https: {
+      cert: certificate.cert,
+      key: certificate.key,
+      minVersion: "TLSv1.2",
+      // Asked for, and checked per route: probes and metrics stay open to callers without one.
+      ...(clientCa ? { ca: clientCa, requestCert: true, rejectUnauthorized: false } : {}),
     },
+    requireClientCertificate: clientCa !== undefined,
+    readiness,
   });
+  // Probes and Prometheus on plain HTTP when asked: what a kubelet or scraper reaches without TLS.
+  const probes =
+    config.metricsPort === undefined
+      ? undefined
+      : (Fastify({
+          loggerInstance: log,
+          logController: new LogController({ disableRequestLogging: true }),
+        } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance);
+  if (probes) registerProbes(probes, { metrics, readiness });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await stopLocal();
     throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
-  const stopReloading = reloadOnChange(app.server as unknown as TlsServer, serving, config.certReloadMs, log);
+  if (probes) {
+    try {
+      await probes.listen({ host: config.host, port: config.metricsPort });
+    } catch (err) {
+      await app.close();
+      await stopLocal();
+      throw new StartupError(
+        `cannot listen on ${config.host}:${config.metricsPort} (--metrics-port): ${(err as Error).message}`,
+      );
+    }
+  }
+  const stopReloading = reloadOnChange(
+    app.server as unknown as TlsServer,
+    serving,
+    config.certReloadMs,
+    log,
+    clientCa,
+  );
   const { port } = app.server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `https://${host}:${port}`;
@@ -301,9 +349,13 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   );
 
   let closing: Promise<void> | undefined;
+  const metricsUrl = probes
+    ? `http://${host}:${(probes.server.address() as AddressInfo).port}`
+    : undefined;
   return {
     url,
     port,
+    metricsUrl,
     caFile,
     northbound,
     view,
@@ -313,6 +365,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
         log.info({ event: "stopping" }, "stopping: no new requests, finishing those in flight");
         stopReloading();
         await app.close();
+        await probes?.close();
         await stopLocal();
         log.info({ event: "stopped" }, "stopped");
       })();

@@ -4,6 +4,7 @@
  * envelope; rules decide, handlers program OVN. `server.ts` listens.
  */
 import type { ServerOptions } from "node:https";
+import type { TLSSocket } from "node:tls";
 import Fastify, {
   LogController,
   type FastifyError,
@@ -30,8 +31,33 @@ export interface AppDeps extends AdmitDeps {
   bodyLimit: number;
   readiness: () => Readiness;
   https?: ServerOptions;
+  /**
+   * Only callers with a client certificate that the HTTPS options' `ca`
+   * verified may POST reviews (the API server, given a kubeconfig for
+   * webhooks); others get 401. Probes and metrics stay open.
+   */
+  requireClientCertificate?: boolean;
   /** Idle keep-alive connections are kept this long (the API server reuses them). */
   keepAliveTimeoutMs: number;
+}
+
+export type ProbeDeps = Pick<AppDeps, "metrics" | "readiness">;
+
+/** GET /healthz, /readyz and /metrics: on the HTTPS app, and on the plain metrics port when there is one. */
+export function registerProbes(app: FastifyInstance, deps: ProbeDeps): void {
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => {
+    const readiness = deps.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send({
+      status: readiness.ready ? "ready" : "not ready",
+      waitingFor: readiness.waitingFor,
+    });
+  });
+  app.get("/metrics", async (_request, reply) => {
+    return reply
+      .header("content-type", deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics());
+  });
 }
 
 /** Errors raised before a rule runs, each with a stable code and an HTTP status. */
@@ -133,22 +159,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.send(reviewResponse(parsed.apiVersion, admission.response));
   };
 
-  app.post("/mutate", review("mutate"));
-  app.post("/validate", review("validate"));
-
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_request, reply) => {
-    const readiness = deps.readiness();
-    return reply.code(readiness.ready ? 200 : 503).send({
-      status: readiness.ready ? "ready" : "not ready",
-      waitingFor: readiness.waitingFor,
+  // Before the body is read: an unauthenticated caller costs no parsing.
+  const authenticated = async (request: FastifyRequest, reply: FastifyReply) => {
+    const socket = request.raw.socket as TLSSocket;
+    if (socket.authorized) return;
+    const why = socket.authorizationError
+      ? `its certificate was not accepted: ${String(socket.authorizationError)}`
+      : "it presented no client certificate";
+    deps.metrics.malformed.inc({ reason: "unauthenticated" });
+    request.log.warn(
+      { event: "request-unauthenticated", url: request.url, remote: request.ip, why },
+      "admission request refused: not from an authenticated API server",
+    );
+    return reply.code(401).send({
+      error: `client certificate required (--client-ca-file): ${why}`,
+      code: "UNAUTHENTICATED",
+      statusCode: 401,
     });
-  });
-  app.get("/metrics", async (_request, reply) => {
-    return reply
-      .header("content-type", deps.metrics.registry.contentType)
-      .send(await deps.metrics.registry.metrics());
-  });
+  };
+  const guarded = deps.requireClientCertificate ? { onRequest: authenticated } : {};
+  app.post("/mutate", guarded, review("mutate"));
+  app.post("/validate", guarded, review("validate"));
 
+  registerProbes(app, deps);
   return app;
 }

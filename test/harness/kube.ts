@@ -46,6 +46,51 @@ export function kubeAssets(): { dir: string } | { missing: string } {
 export interface KubeOptions {
   /** Serve watches from etcd directly (no watch cache), so a compacted resourceVersion gives 410 Gone. */
   watchCache?: boolean;
+  /**
+   * The client certificate kube-apiserver presents to the webhook at
+   * `target` ("host:port"), through an AdmissionConfiguration whose
+   * kubeConfigFile names it: what a self-managed cluster does for
+   * `--client-ca-file`.
+   */
+  webhookClient?: { target: string; certFile: string; keyFile: string };
+}
+
+/** The AdmissionConfiguration that gives both webhook plugins a kubeconfig: its users are webhook hosts. */
+function writeAdmissionConfiguration(dir: string, client: NonNullable<KubeOptions["webhookClient"]>): string {
+  const kubeconfig = path.join(dir, "webhook-kubeconfig.yaml");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "users:",
+      `- name: ${JSON.stringify(client.target)}`,
+      "  user:",
+      `    client-certificate: ${JSON.stringify(client.certFile)}`,
+      `    client-key: ${JSON.stringify(client.keyFile)}`,
+      "",
+    ].join("\n"),
+  );
+  const plugin = (name: string) => [
+    `- name: ${name}`,
+    "  configuration:",
+    "    apiVersion: apiserver.config.k8s.io/v1",
+    "    kind: WebhookAdmissionConfiguration",
+    `    kubeConfigFile: ${JSON.stringify(kubeconfig)}`,
+  ];
+  const file = path.join(dir, "admission-configuration.yaml");
+  writeFileSync(
+    file,
+    [
+      "apiVersion: apiserver.config.k8s.io/v1",
+      "kind: AdmissionConfiguration",
+      "plugins:",
+      ...plugin("ValidatingAdmissionWebhook"),
+      ...plugin("MutatingAdmissionWebhook"),
+      "",
+    ].join("\n"),
+  );
+  return file;
 }
 
 export interface KubeApi {
@@ -170,6 +215,9 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
     "--disable-admission-plugins=ServiceAccount",
     "--allow-privileged=true",
     ...(options.watchCache === false ? ["--watch-cache=false"] : []),
+    ...(options.webhookClient
+      ? [`--admission-control-config-file=${writeAdmissionConfiguration(dir, options.webhookClient)}`]
+      : []),
   ];
   let apiserver = startProcess(
     path.join(assets.dir, "kube-apiserver"),
