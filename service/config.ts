@@ -162,7 +162,8 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     key: "metricsPort",
     flag: "metrics-port",
     env: "OVN_ADMISSION_METRICS_PORT",
-    describe: "plain HTTP port for /metrics, /healthz and /readyz (probes and Prometheus without TLS); unset: none",
+    describe:
+      "plain HTTP port for /metrics, /healthz and /readyz (probes and Prometheus without TLS); unset: none",
     fallback: () => undefined,
     parse: (t, flag) => integer(1, 65535)(t, flag),
   },

@@ -349,9 +349,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   );
 
   let closing: Promise<void> | undefined;
-  const metricsUrl = probes
-    ? `http://${host}:${(probes.server.address() as AddressInfo).port}`
-    : undefined;
+  const metricsUrl = probes ? `http://${host}:${(probes.server.address() as AddressInfo).port}` : undefined;
   return {
     url,
     port,
