@@ -55,3 +55,39 @@ t.test("the webhook configurations send exactly what the server routes", async (
     }
   }
 });
+
+t.test("the NetworkPolicy admits only the webhook port the Deployment serves", async (t) => {
+  const kustomization = readFileSync("manifests/base/kustomization.yaml", "utf8");
+  t.match(kustomization, /- networkpolicy\.yaml/, "part of the base");
+  const [policy] = parseAllDocuments(readFileSync("manifests/base/networkpolicy.yaml", "utf8")).map(
+    (d) =>
+      d.toJS() as {
+        spec: {
+          podSelector: { matchLabels: Record<string, string> };
+          policyTypes: string[];
+          ingress: Array<{ from?: unknown; ports: Array<{ port: number; protocol: string }> }>;
+        };
+      },
+  );
+  const [deployment] = parseAllDocuments(readFileSync("manifests/base/deployment.yaml", "utf8")).map(
+    (d) =>
+      d.toJS() as {
+        spec: {
+          template: {
+            metadata: { labels: Record<string, string> };
+            spec: { containers: Array<{ args: string[]; ports: Array<{ containerPort: number }> }> };
+          };
+        };
+      },
+  );
+  const pod = deployment?.spec.template;
+  t.same(policy?.spec.podSelector.matchLabels, pod?.metadata.labels, "selects the service's pods");
+  t.same(policy?.spec.policyTypes, ["Ingress"]);
+  const ports = policy?.spec.ingress.flatMap((rule) => rule.ports.map((p) => p.port));
+  const served = pod?.spec.containers[0]?.args.find((a) => a.startsWith("--port="))?.slice("--port=".length);
+  t.same(ports, [Number(served)], "exactly the webhook port");
+  t.same(
+    pod?.spec.containers[0]?.ports.map((p) => p.containerPort),
+    [Number(served)],
+  );
+});
