@@ -2,29 +2,16 @@
  * Network planes end to end: a real kube-apiserver calls our webhooks, and
  * each simulated node's real Open_vSwitch database follows its annotation.
  */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import t, { type Test } from "tap";
 import { CoreV1Api, type V1Node, type V1Pod } from "@kubernetes/client-node";
-import { nodesFor, type SimulatedNode } from "../harness/index.js";
+import { encapIpsOf, nodesFor, type SimulatedNode } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
 
 const NN = "ovn.kubernetes.io/node_networks";
 
-const encapIps = async (node: SimulatedNode): Promise<string> =>
-  (
-    await promisify(execFile)("ovs-vsctl", [
-      `--db=${node.ovs.unixRemote}`,
-      "--no-wait",
-      "--if-exists",
-      "get",
-      "Open_vSwitch",
-      ".",
-      "external_ids:ovn-encap-ip",
-    ])
-  ).stdout.trim();
+const encapIps = encapIpsOf;
 
 /** Waits for the node's encap IPs to become `expected` (programmed from the stored Node), then asserts them. */
 async function encapBecomes(t: Test, node: SimulatedNode, expected: string, what: string): Promise<void> {

@@ -7,39 +7,25 @@
  * denies leaves OVS untouched. With --client-ca-file, only the API server's
  * client certificate gets through.
  */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
 import path from "node:path";
-import { promisify } from "node:util";
 import Fastify from "fastify";
 import t, { type Test } from "tap";
 import { AdmissionregistrationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
-import { freePort, nodesFor, scratchDir, type SimulatedNode } from "../harness/index.js";
+import { encapIpsOf, freePort, nodesFor, scratchDir, type SimulatedNode } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { responseOf, serviceFor, type TestService } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
 
 const NB = "OVN_Northbound";
 const NN = "ovn.kubernetes.io/node_networks";
-const run = promisify(execFile);
 
-const encapIps = async (node: SimulatedNode): Promise<string> =>
-  (
-    await run("ovs-vsctl", [
-      `--db=${node.ovs.unixRemote}`,
-      "--no-wait",
-      "--if-exists",
-      "get",
-      "Open_vSwitch",
-      ".",
-      "external_ids:ovn-encap-ip",
-    ])
-  ).stdout.trim();
+const encapIps = encapIpsOf;
 
 /** An AdmissionReview as an API server would send it, but written by anyone. */
 function forged(

@@ -1,17 +1,11 @@
 /** The encap handler against real Open_vSwitch databases, one ovsdb-server per simulated node. */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { pino } from "pino";
 import t, { type Test } from "tap";
 import { ClusterState } from "../../cluster/view.js";
 import { EncapHandler, NodeDatabases, planEncapIps } from "../../handlers/encap.js";
-import { nodesFor, type SimulatedNode } from "../harness/index.js";
+import { nodesFor, vsctl, type SimulatedNode } from "../harness/index.js";
 import { waitFor } from "../harness/wait.js";
 
-const vsctl = async (node: SimulatedNode, ...args: string[]): Promise<string> =>
-  (
-    await promisify(execFile)("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", ...args])
-  ).stdout.trim();
 const externalId = (node: SimulatedNode, key: string) =>
   vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", `external_ids:${key}`);
 const log = pino({ level: "silent" });

@@ -16,6 +16,8 @@ import type { KubeObject } from "../../webhooks/envelope.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import {
   clusterRouterOn,
+  encapIpsOf,
+  vsctl,
   nodesFor,
   northboundFor,
   type OvsdbServer,
@@ -27,8 +29,6 @@ const log = pino({ level: "silent" });
 const run = promisify(execFile);
 const nbctl = async (nb: OvsdbServer, ...args: string[]) =>
   (await run("ovn-nbctl", [`--db=${nb.unixRemote}`, ...args])).stdout.trim();
-const vsctl = async (node: SimulatedNode, ...args: string[]) =>
-  (await run("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", ...args])).stdout.trim();
 
 const nodeObject = (planes: Record<string, string>, resourceVersion = "1"): KubeObject => ({
   metadata: {
@@ -81,8 +81,7 @@ t.test(
   "a stored Node's planes reach its Open_vSwitch; a replica that does not lead writes nothing",
   async (t) => {
     const { node, view, programmer, leader } = await setup(t);
-    const encapIps = () =>
-      vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", "external_ids:ovn-encap-ip");
+    const encapIps = () => encapIpsOf(node);
     leader.leading = false;
     view.apply("Node", "ADDED", nodeObject({ storage: "10.10.10.10" }));
     await programmer.idle();

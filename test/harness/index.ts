@@ -4,6 +4,8 @@
  * its local Northbound); this module adds what the service's tests need on
  * top: one Open_vSwitch database per simulated node, and tap wiring.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type { Test } from "tap";
 import { op, OvsdbClient } from "ovsdb-client";
 import {
@@ -35,6 +37,20 @@ export interface SimulatedNode {
   /** The node's Open_vSwitch database, with `system-id` and `hostname` set as ovs-vswitchd would. */
   ovs: OvsdbServer;
 }
+
+/** ovs-vsctl on the node's database (--no-wait: there is no ovs-vswitchd); its output, trimmed. */
+export async function vsctl(node: SimulatedNode, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)("ovs-vsctl", [
+    `--db=${node.ovs.unixRemote}`,
+    "--no-wait",
+    ...args,
+  ]);
+  return stdout.trim();
+}
+
+/** The node's `external_ids:ovn-encap-ip`, quoted as ovs-vsctl prints it ("" when unset). */
+export const encapIpsOf = (node: SimulatedNode): Promise<string> =>
+  vsctl(node, "--if-exists", "get", "Open_vSwitch", ".", "external_ids:ovn-encap-ip");
 
 /** One Open_vSwitch database per node name, started in parallel, stopped after the test. */
 export async function nodesFor(t: Test, names: string[]): Promise<SimulatedNode[]> {

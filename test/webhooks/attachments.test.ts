@@ -5,7 +5,7 @@ import { parseNetworks, parseNodeSelector } from "../../webhooks/attachments.js"
 import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
 import { validateNad } from "../../webhooks/nads.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
-import { settingsWith } from "../fixtures/index.js";
+import { admissionRequest, settingsWith } from "../fixtures/index.js";
 
 const NETWORKS = "k8s.v1.cni.cncf.io/networks";
 const SELECTOR = "k8s.v1.cni.cncf.io/nodeSelector";
@@ -37,21 +37,8 @@ const ipvlanNad = nad("default", "gke-network-1", {
   ipam: { type: "whereabouts", range: "172.16.0.0/24" },
 });
 
-function request(kind: string, resource: string, object: KubeObject, group = ""): AdmissionRequest {
-  return {
-    uid: "u",
-    kind: { group, version: "v1", kind },
-    resource: { group, version: "v1", resource },
-    subResource: "",
-    name: object.metadata?.name ?? "",
-    namespace: object.metadata?.namespace ?? "",
-    operation: "CREATE",
-    userInfo: {},
-    object,
-    oldObject: null,
-    dryRun: false,
-  };
-}
+const request = (kind: string, resource: string, object: KubeObject, group = ""): AdmissionRequest =>
+  admissionRequest(kind, resource, object, { group });
 const nadRequest = (o: KubeObject) =>
   request("NetworkAttachmentDefinition", "network-attachment-definitions", o, "k8s.cni.cncf.io");
 const pod = (

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import t from "tap";
 import { ClusterState } from "../../cluster/view.js";
 import { annotationField, ANNOTATION } from "../../webhooks/annotations.js";
-import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
+import type { KubeObject } from "../../webhooks/envelope.js";
 import { parseNetworks, parseNodeSelector, type Attachment } from "../../webhooks/attachments.js";
 import { validateConfigMap } from "../../webhooks/configmaps.js";
 import { natWantOf, readGatewayConfig } from "../../webhooks/gateway.js";
@@ -16,32 +16,13 @@ import { mutateNode, validateNode } from "../../webhooks/nodes.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { readNodeNetworks } from "../../webhooks/planes.js";
 import type { Verdict } from "../../webhooks/verdict.js";
-import { SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
+import { admissionRequest, SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
 
 const settings = settingsWith();
 const RUNS = { numRuns: 300 };
 
-function request(
-  kind: string,
-  group: string,
-  resource: string,
-  object: KubeObject,
-  namespace = "",
-): AdmissionRequest {
-  return {
-    uid: "u",
-    kind: { group, version: "v1", kind },
-    resource: { group, version: "v1", resource },
-    subResource: "",
-    name: object.metadata?.name ?? "",
-    namespace,
-    operation: "CREATE",
-    userInfo: {},
-    object,
-    oldObject: null,
-    dryRun: false,
-  };
-}
+const request = (kind: string, group: string, resource: string, object: KubeObject, namespace = "") =>
+  admissionRequest(kind, resource, object, { group, namespace });
 
 /** Text a user might write: any string, JSON of any shape, and near-misses of the real forms. */
 const userText = (...near: Array<fc.Arbitrary<string>>): fc.Arbitrary<string> =>

@@ -1,6 +1,6 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
-import { settingsWith } from "../fixtures/index.js";
+import { admissionRequest, settingsWith } from "../fixtures/index.js";
 import { ClusterState } from "../../cluster/view.js";
 import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
 import { mutateNode, validateNode } from "../../webhooks/nodes.js";
@@ -48,29 +48,20 @@ const pod = (
   status: { phase: "Running" },
 });
 
-function request(
+const request = (
   kind: string,
   resource: string,
   operation: "CREATE" | "UPDATE",
   object: KubeObject,
   oldObject: KubeObject | null = null,
   extra: Partial<AdmissionRequest> = {},
-): AdmissionRequest {
-  return {
-    uid: "u",
-    kind: { group: resource === "subnets" ? "kubeovn.io" : "", version: "v1", kind },
-    resource: { group: resource === "subnets" ? "kubeovn.io" : "", version: "v1", resource },
-    subResource: "",
-    name: object.metadata?.name ?? "",
-    namespace: object.metadata?.namespace ?? "",
+): AdmissionRequest =>
+  admissionRequest(kind, resource, object, {
+    group: resource === "subnets" ? "kubeovn.io" : "",
     operation,
-    userInfo: {},
-    object,
     oldObject,
-    dryRun: false,
     ...extra,
-  };
-}
+  });
 
 // The seed's example: two nodes with a storage plane, a storage subnet for storage-namespace.
 const cluster = () =>

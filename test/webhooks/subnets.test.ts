@@ -2,7 +2,7 @@ import t from "tap";
 import { ClusterState } from "../../cluster/view.js";
 import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
 import { validateSubnet, validateVpcNatGateway } from "../../webhooks/subnets.js";
-import { settingsWith } from "../fixtures/index.js";
+import { admissionRequest, settingsWith } from "../fixtures/index.js";
 
 const settings = settingsWith();
 const subnet = (name: string, spec: Record<string, unknown>): KubeObject => ({
@@ -11,21 +11,8 @@ const subnet = (name: string, spec: Record<string, unknown>): KubeObject => ({
   metadata: { name },
   spec,
 });
-function request(kind: string, resource: string, object: KubeObject): AdmissionRequest {
-  return {
-    uid: "u",
-    kind: { group: "kubeovn.io", version: "v1", kind },
-    resource: { group: "kubeovn.io", version: "v1", resource },
-    subResource: "",
-    name: object.metadata?.name ?? "",
-    namespace: "",
-    operation: "CREATE",
-    userInfo: {},
-    object,
-    oldObject: null,
-    dryRun: false,
-  };
-}
+const request = (kind: string, resource: string, object: KubeObject): AdmissionRequest =>
+  admissionRequest(kind, resource, object, { group: "kubeovn.io" });
 const view = () =>
   ClusterState.of({
     Subnet: [
