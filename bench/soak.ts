@@ -262,6 +262,13 @@ async function main(): Promise<void> {
   })();
 
   let baseline: { rssMb: number; fds: number } | undefined;
+  // A sample a minute on stderr: growth with time shows as a trend, not just two ends.
+  const sampler = setInterval(() => {
+    const now = usage(service.pid as number);
+    log(
+      `${Math.round((Date.now() - started) / 1000)} s: rss ${now.rssMb} MB, fds ${now.fds}, ${admissions} admissions`,
+    );
+  }, 60_000);
   const inFlight = new Set<Promise<void>>();
   for (let i = 0; Date.now() - started < durationMs; i++) {
     const next = started + (i * 1000) / rate;
@@ -311,6 +318,7 @@ async function main(): Promise<void> {
   }
   await Promise.all(inFlight);
   await faultsDone;
+  clearInterval(sampler);
   log(`load done after ${Math.round((Date.now() - started) / 1000)} s; waiting for convergence`);
 
   // Converged: OVN and OVS are what the stored objects ask for, and nothing is left for what is gone.
