@@ -269,12 +269,16 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
     return row;
   }
 
-  /** Applies an update2 `modify`: a new value for a scalar, a diff (toggle these elements) for a set or map. */
+  /**
+   * Applies an update2 `modify`: a diff (toggle these elements) for a set or
+   * map; the new value for a scalar, and for an optional value (a set of at
+   * most one): ovsdb-server sends `"enabled": true` there, not a diff.
+   */
   private modify(schema: TableSchema, old: Row, diff: Record<string, unknown>): Row {
     const row: Row = { ...old };
     for (const [name, w] of Object.entries(diff)) {
       const column = schema.columns.get(name);
-      if (!column || column.kind === "scalar") {
+      if (!column || column.kind === "scalar" || column.kind === "optional") {
         row[name] = decodeValue(column, w);
       } else if (column.kind === "map") {
         const next: Record<string, Atom> = { ...((old[name] as Record<string, Atom> | undefined) ?? {}) };
@@ -299,7 +303,7 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
           const e = decodeAtom(we);
           if (!elements.delete(e)) elements.add(e);
         }
-        row[name] = column.kind === "optional" ? (elements.values().next().value ?? null) : [...elements];
+        row[name] = [...elements];
       }
     }
     return row;

@@ -163,3 +163,25 @@ t.test(
     t.pass("updates flow after reconnect");
   },
 );
+
+t.test("an optional column's modify is its new value: set, changed and cleared", async (t) => {
+  const nb = await northbound(t);
+  const client = await connect(t, { remote: nb.unixRemote });
+  await nbctl(nb.unixRemote, "ls-add", "sw", "--", "lsp-add", "sw", "p");
+  const cache = await client.cache(NB, { Logical_Switch_Port: { columns: ["name", "enabled", "type"] } });
+  const enabled = () => [...cache.table("Logical_Switch_Port").all()][0]?.enabled;
+  t.equal(enabled(), null, "unset");
+  for (const [value, expected] of [
+    [false, false],
+    [true, true],
+    [false, false],
+    [null, null],
+  ] as const) {
+    await client.transact(NB, [op.update("Logical_Switch_Port", [["name", "==", "p"]], { enabled: value })]);
+    // Our own transaction's updates arrive before its reply; give it 1 s anyway.
+    await eventually(`enabled ${String(expected)}`, () => enabled() === expected, 1_000).catch(
+      () => undefined,
+    );
+    t.equal(enabled(), expected, `enabled set to ${JSON.stringify(value)}`);
+  }
+});
