@@ -53,6 +53,8 @@ export interface SubnetFacts extends ObjectFacts {
   nodeNetwork: string;
   namespaces: readonly string[];
   isDefault: boolean;
+  /** Addresses no pod gets: "a.b.c.d" or ranges "a..b" (Kube-OVN's spec.excludeIps). */
+  excludeIps: readonly string[];
 }
 
 export interface VpcFacts extends ObjectFacts {
@@ -165,6 +167,7 @@ export const trim: { [K in Kind]: (o: KubeObject) => FactsByKind[K] } = {
       nodeNetwork: str(s.nodeNetwork),
       namespaces: strings(s.namespaces),
       isDefault: s.default === true,
+      excludeIps: strings(s.excludeIps),
     };
   },
   Vpc(o) {

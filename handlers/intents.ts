@@ -7,8 +7,23 @@
  */
 import type { Intent } from "../webhooks/verdict.js";
 
-/** Carries one intent out; may return warnings for the admission (what it had to leave out). */
-export type IntentHandler = (intent: Intent, signal: AbortSignal) => Promise<void | string[]>;
+/** What carrying an intent out adds to the admission. */
+export interface IntentResult {
+  /** What it had to leave out, for the user. */
+  warnings?: string[];
+  /** Annotations the object gets (mutating webhooks only): what was allocated. */
+  annotations?: Record<string, string>;
+}
+
+/**
+ * Carries one intent out. On dryRun (only intents marked `preview` are run
+ * then) it writes nothing and answers what it would have done.
+ */
+export type IntentHandler = (
+  intent: Intent,
+  signal: AbortSignal,
+  mode: { dryRun: boolean },
+) => Promise<void | string[] | IntentResult>;
 
 export class UnknownIntentError extends Error {
   override name = "UnknownIntentError";
@@ -61,12 +76,20 @@ export class IntentHandlers {
   /**
    * Carries the intents out in order within `remainingMs`. Throws the first
    * failure of a required intent; returns a warning for each optional one
-   * that could not be carried out in time.
+   * that could not be carried out in time, and the annotations they gave.
+   * On dryRun only `preview` intents run, and write nothing.
    */
-  async carryOut(intents: readonly Intent[], remainingMs: number, deadlineMs: number): Promise<string[]> {
+  async carryOut(
+    intents: readonly Intent[],
+    remainingMs: number,
+    deadlineMs: number,
+    dryRun = false,
+  ): Promise<Required<IntentResult>> {
     const started = performance.now();
     const warnings: string[] = [];
+    const annotations: Record<string, string> = {};
     for (const intent of intents) {
+      if (dryRun && !intent.preview) continue;
       const handler = this.handlers.get(intent.kind);
       if (!handler)
         throw new UnknownIntentError(
@@ -74,8 +97,12 @@ export class IntentHandlers {
         );
       const left = remainingMs - (performance.now() - started);
       try {
-        const said = await withDeadline((signal) => handler(intent, signal), left, deadlineMs);
-        if (said) warnings.push(...said);
+        const said = await withDeadline((signal) => handler(intent, signal, { dryRun }), left, deadlineMs);
+        if (Array.isArray(said)) warnings.push(...said);
+        else if (said) {
+          warnings.push(...(said.warnings ?? []));
+          Object.assign(annotations, said.annotations);
+        }
       } catch (err) {
         if (!intent.optional || err instanceof IntentRefused) throw err;
         warnings.push(
@@ -83,6 +110,6 @@ export class IntentHandlers {
         );
       }
     }
-    return warnings;
+    return { warnings, annotations };
   }
 }

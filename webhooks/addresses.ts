@@ -81,3 +81,60 @@ export function isUnicastMac(text: string): boolean {
   if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) return false;
   return (parseInt(text.slice(0, 2), 16) & 1) === 0;
 }
+
+/** An address as a number (IPv4 and IPv6 alike), for counting through a range. */
+export function addressToNumber(ip: string): bigint {
+  return ipaddr
+    .parse(ip)
+    .toByteArray()
+    .reduce((n, byte) => (n << 8n) | BigInt(byte), 0n);
+}
+
+/** The address of `family` that `n` numbers (the inverse of addressToNumber). */
+export function numberToAddress(n: bigint, family: "ipv4" | "ipv6"): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < (family === "ipv4" ? 4 : 16); i++) {
+    bytes.unshift(Number(n & 0xffn));
+    n >>= 8n;
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** What a subnet's CIDR holds: its family and the numbers of its first and last address. */
+export interface AddressRange {
+  family: "ipv4" | "ipv6";
+  cidr: string;
+  first: bigint;
+  last: bigint;
+}
+
+export function rangeOf(cidr: string): AddressRange {
+  const [address, prefix] = ipaddr.parseCIDR(cidr);
+  const family = address.kind();
+  const bits = family === "ipv4" ? 32 : 128;
+  const first = addressToNumber(networkAddress(cidr));
+  return { family, cidr: networkOf(cidr), first, last: first + (1n << BigInt(bits - prefix)) - 1n };
+}
+
+/**
+ * Kube-OVN's `excludeIps` entries: an address, or a range "a..b". Expanded to
+ * number ranges of the family; an entry that does not parse is left out (the
+ * Subnet rule reports it).
+ */
+export function excludedRanges(entries: readonly string[]): Array<{ from: bigint; to: bigint }> {
+  const ranges: Array<{ from: bigint; to: bigint }> = [];
+  for (const entry of entries) {
+    const [from = "", to = from] = entry.trim().split("..");
+    if (!isIpAddress(from) || !isIpAddress(to)) continue;
+    const a = addressToNumber(from);
+    const b = addressToNumber(to);
+    ranges.push(a <= b ? { from: a, to: b } : { from: b, to: a });
+  }
+  return ranges;
+}
+
+/** The MAC ovn-kubernetes derives from an address: 0a:58 and the address's last four bytes (unicast, locally administered). */
+export function macOfAddress(ip: string): string {
+  const bytes = ipaddr.parse(ip).toByteArray().slice(-4);
+  return ["0a", "58", ...bytes.map((b) => b.toString(16).padStart(2, "0"))].join(":");
+}

@@ -8,6 +8,7 @@ import { IntentRefused, type IntentHandlers } from "../handlers/intents.js";
 import { encodePatch, type AdmissionResponse, type AdmissionReview } from "./envelope.js";
 import { applyPolicy, policyFor, type PolicyMode } from "./policy.js";
 import { routeFor, type Route, type RuleSettings, type Webhook } from "./rules.js";
+import { withAnnotations } from "./patch.js";
 import { deny, type Verdict } from "./verdict.js";
 
 /** What to answer when a dependency is slow or down: deny with a clear message, or allow with a warning. */
@@ -77,7 +78,8 @@ export async function admit(
   const verdict = applyPolicy(decided, policy);
   const outcome: Outcome = !verdict.allowed ? "denied" : decided.allowed ? "allowed" : "warned";
 
-  if (!verdict.allowed || verdict.intents.length === 0 || request.dryRun) {
+  const intents = request.dryRun ? verdict.intents.filter((i) => i.preview) : verdict.intents;
+  if (!verdict.allowed || intents.length === 0) {
     return {
       response: toResponse(request.uid, verdict, webhook),
       outcome,
@@ -87,8 +89,16 @@ export async function admit(
   }
   try {
     const remaining = deps.deadlineMs - (performance.now() - startedAt);
-    const pending = await deps.handlers.carryOut(verdict.intents, remaining, deps.deadlineMs);
-    const carried = pending.length ? { ...verdict, warnings: [...verdict.warnings, ...pending] } : verdict;
+    const done = await deps.handlers.carryOut(intents, remaining, deps.deadlineMs, request.dryRun);
+    const carried: Verdict = {
+      ...verdict,
+      warnings: done.warnings.length ? [...verdict.warnings, ...done.warnings] : verdict.warnings,
+      // What was allocated reaches the object through the mutating webhook's patch.
+      patch:
+        webhook === "mutate"
+          ? withAnnotations(request.object, verdict.patch, done.annotations)
+          : verdict.patch,
+    };
     return {
       response: toResponse(request.uid, carried, webhook),
       outcome,

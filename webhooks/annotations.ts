@@ -5,6 +5,12 @@ export const ANNOTATION = {
   logicalSwitch: "ovn.kubernetes.io/logical_switch",
   ipAddress: "ovn.kubernetes.io/ip_address",
   macAddress: "ovn.kubernetes.io/mac_address",
+  gateway: "ovn.kubernetes.io/gateway",
+  cidr: "ovn.kubernetes.io/cidr",
+  allocated: "ovn.kubernetes.io/allocated",
+  ipPool: "ovn.kubernetes.io/ip_pool",
+  /** ovn-kubernetes (seed 002): JSON with ip_address (with prefix), mac_address and gateway_ip. */
+  ovn: "ovn",
   eip: "ovn.kubernetes.io/eip",
   snat: "ovn.kubernetes.io/snat",
   routed: "ovn.kubernetes.io/routed",

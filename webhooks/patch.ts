@@ -22,3 +22,19 @@ export function buildPatch(original: unknown, mutated: unknown): JsonPatchOperat
 export function applyPatch<T>(document: T, patch: JsonPatchOperation[]): T {
   return jsonPatch.applyPatch(structuredClone(document), patch, true, false).newDocument;
 }
+
+/**
+ * `patch` followed by what adds `annotations` to the object it produces:
+ * what a handler's result (an allocated address) adds to a rule's patch.
+ */
+export function withAnnotations(
+  original: unknown,
+  patch: JsonPatchOperation[],
+  annotations: Readonly<Record<string, string>>,
+): JsonPatchOperation[] {
+  if (Object.keys(annotations).length === 0) return patch;
+  const patched = patch.length ? applyPatch(original, patch) : original;
+  const edited = editable(patched) as { metadata?: { annotations?: Record<string, string> } };
+  edited.metadata = { ...edited.metadata, annotations: { ...edited.metadata?.annotations, ...annotations } };
+  return [...patch, ...buildPatch(patched, edited)];
+}

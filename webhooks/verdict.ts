@@ -20,6 +20,8 @@ export interface Intent {
    * handler keeps retrying (a node's Open_vSwitch database that is down).
    */
   optional?: boolean;
+  /** Run on dryRun too, writing nothing, so the answer shows what would be given (an address). */
+  preview?: boolean;
 }
 
 export interface Verdict {

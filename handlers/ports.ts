@@ -1,0 +1,632 @@
+/**
+ * Pods' addresses and logical switch ports (Kube-OVN's primary network), in
+ * the two steps of ADR 0004:
+ *
+ * - claim, at admission (a pod CREATE with spec.nodeName, or its
+ *   pods/binding): the address is chosen from the free-address index and
+ *   taken by inserting the pod's port, disabled, on the claims switch (no
+ *   router, no localnet: it carries nothing). `wait`s in the same transaction
+ *   fail when another port already has one of the addresses (or the MAC, in
+ *   that subnet), so of two replicas or two pods racing, one gets it and the
+ *   other takes the next free address (or is refused, when it asked for that
+ *   one). The answer is the annotations the pod gets.
+ * - program, from the pod the API server stored: the claimed port moves to its
+ *   subnet's switch and is enabled, with the stored pod's uid and
+ *   resourceVersion; a pod that was admitted while we were away gets its port
+ *   there, under the same `wait`s.
+ *
+ * The free-address index is the ovsdb-client monitor cache of our ports: no
+ * `select` per admission. A restart rebuilds it from the Northbound.
+ */
+import type { Logger } from "pino";
+import {
+  ConnectionClosedError,
+  RequestTimeoutError,
+  indexBy,
+  namedUuid,
+  op,
+  TimedOutError,
+  type DatabaseCache,
+  type Operation,
+  type OvsdbClient,
+  type Row,
+} from "ovsdb-client";
+import {
+  addressToNumber,
+  canonicalIp,
+  cidrContains,
+  excludedRanges,
+  macOfAddress,
+  numberToAddress,
+  prefixOf,
+  rangeOf,
+  type AddressRange,
+} from "../webhooks/addresses.js";
+import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
+import type { Intent } from "../webhooks/verdict.js";
+import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
+
+const NB = "OVN_Northbound";
+const LSP = "Logical_Switch_Port";
+
+/** The switch that holds claimed ports: nothing routes to it, and its ports are disabled. */
+export const CLAIMS_SWITCH = "ovn-admission-claims";
+
+export const PORT_IDS = {
+  owner: "ovn-admission.io/owner",
+  pod: "ovn-admission.io/pod",
+  uid: "ovn-admission.io/uid",
+  resourceVersion: "ovn-admission.io/resource-version",
+  since: "ovn-admission.io/since",
+  /** The subnet (logical switch) the addresses belong to, claimed or programmed. */
+  subnet: "ovn-admission.io/logical-switch",
+  /** "<subnet>|<address>" per family, and "<subnet>|<mac>": what the `wait`s look for. */
+  ipv4: "ovn-admission.io/address-ipv4",
+  ipv6: "ovn-admission.io/address-ipv6",
+  mac: "ovn-admission.io/mac",
+} as const;
+const OWNER = "pod-port";
+
+/** What a claim is made from: the pod as admission saw it and its subnet as the view holds it. */
+export interface PortClaim extends Record<string, unknown> {
+  /** "namespace/name". */
+  pod: string;
+  uid: string;
+  /** The logical switch port's name: `<pod>.<namespace>` (Kube-OVN). */
+  port: string;
+  subnet: string;
+  /** The subnet's CIDRs, one per family. */
+  cidrs: string[];
+  /** Its gateways, in the same order. */
+  gateways: string[];
+  exclude: string[];
+  /** Addresses the pod asks for (`ovn.kubernetes.io/ip_address`), already checked against the subnet. */
+  ips?: string[];
+  /** `ovn.kubernetes.io/ip_pool`: the first free one is taken. */
+  pool?: string[];
+  mac?: string;
+}
+
+/** A port of ours, as the cache holds it. */
+export interface OwnedPort {
+  uuid: string;
+  name: string;
+  pod: string;
+  uid: string;
+  subnet: string;
+  ips: string[];
+  mac: string;
+  since: number;
+  enabled: boolean;
+}
+
+function ownedOf(row: Row): OwnedPort {
+  const ids = row.external_ids as Record<string, string>;
+  const [address = ""] = (row.addresses as string[] | null) ?? [];
+  const [mac = "", ...ips] = address.split(" ");
+  return {
+    uuid: String(row._uuid),
+    name: String(row.name),
+    pod: ids[PORT_IDS.pod] ?? "",
+    uid: ids[PORT_IDS.uid] ?? "",
+    subnet: ids[PORT_IDS.subnet] ?? "",
+    ips,
+    mac,
+    since: Number(ids[PORT_IDS.since] ?? 0),
+    enabled: row.enabled !== false,
+  };
+}
+
+const familyOf = (ip: string): "ipv4" | "ipv6" => (ip.includes(":") ? "ipv6" : "ipv4");
+const addressKey = (subnet: string, ip: string) => `${subnet}|${canonicalIp(ip)}`;
+const macKey = (subnet: string, mac: string) => `${subnet}|${mac.toLowerCase()}`;
+
+/** The annotations a pod gets for its port: Kube-OVN's, and seed 002's `ovn` JSON. */
+export function portAnnotations(claim: PortClaim, ips: string[], mac: string): Record<string, string> {
+  const prefixed = ips.map((ip, i) => `${ip}/${prefixOf(claim.cidrs[i] as string)}`);
+  return {
+    [ANNOTATION.logicalSwitch]: claim.subnet,
+    [ANNOTATION.ipAddress]: ips.join(","),
+    [ANNOTATION.macAddress]: mac,
+    [ANNOTATION.gateway]: claim.gateways.join(","),
+    [ANNOTATION.cidr]: claim.cidrs.join(","),
+    [ANNOTATION.allocated]: "true",
+    [ANNOTATION.ovn]: JSON.stringify({
+      ip_address: prefixed.join(","),
+      mac_address: mac,
+      gateway_ip: claim.gateways.join(","),
+    }),
+  };
+}
+
+class AddressTaken extends Error {
+  override name = "AddressTaken";
+}
+
+export type PortOutcome = "held" | "claimed" | "unchanged" | "written" | "released" | "waiting";
+
+/** What a stored pod asks of its port: its annotations as the API server stored them. */
+export interface StoredPort {
+  pod: string;
+  port: string;
+  uid: string;
+  resourceVersion: string;
+  subnet: string;
+  ips: string[];
+  mac: string;
+}
+
+export interface PortReconcile {
+  written: string[];
+  released: string[];
+  claimsReleased: string[];
+  conflicts: string[];
+}
+
+export class PortHandler {
+  private cache: DatabaseCache | undefined;
+  private ready: Promise<DatabaseCache> | undefined;
+  /** Addresses chosen by admissions in flight here: not in the cache yet, not to be chosen twice. */
+  private readonly pending = new Set<string>();
+  /** Where the search for a free address goes on, per subnet and family: allocation is O(1) amortised. */
+  private readonly cursors = new Map<string, bigint>();
+
+  constructor(
+    private readonly northbound: OvsdbClient,
+    private readonly log: Logger,
+  ) {}
+
+  get intents(): Record<string, IntentHandler> {
+    return {
+      "port-claim": (intent: Intent, _signal, mode) => this.claim(intent.spec as PortClaim, mode.dryRun),
+    };
+  }
+
+  /** The claims switch, and the monitor cache the free-address index reads. */
+  async start(): Promise<void> {
+    const byName: [string, "==", string] = ["name", "==", CLAIMS_SWITCH];
+    const [found] = await this.northbound.transact(NB, [op.select("Logical_Switch", [byName], ["_uuid"])]);
+    if (!found?.rows?.length) {
+      try {
+        await this.northbound.transact(NB, [
+          op.wait("Logical_Switch", [byName], ["name"], "==", [], 0),
+          op.insert("Logical_Switch", { name: CLAIMS_SWITCH, external_ids: { [PORT_IDS.owner]: OWNER } }),
+        ]);
+        this.log.info({ event: "claims-switch-created", switch: CLAIMS_SWITCH }, "claims switch created");
+      } catch (err) {
+        if (!(err instanceof TimedOutError)) throw err; // another replica made it first
+      }
+    }
+    await this.ports();
+  }
+
+  private ports(): Promise<DatabaseCache> {
+    this.ready ??= this.northbound
+      .cache(NB, {
+        [LSP]: {
+          columns: ["name", "addresses", "enabled", "external_ids"],
+          indexes: {
+            pod: indexBy.mapKey(PORT_IDS.pod),
+            name: indexBy.column("name"),
+            address: (row) =>
+              [PORT_IDS.ipv4, PORT_IDS.ipv6]
+                .map((k) => (row.external_ids as Record<string, string> | undefined)?.[k])
+                .filter((v): v is string => Boolean(v)),
+            mac: indexBy.mapKey(PORT_IDS.mac),
+          },
+        },
+        Logical_Switch: { columns: ["name", "ports"], indexes: { name: indexBy.column("name") } },
+      })
+      .then((cache) => (this.cache = cache));
+    this.ready.catch(() => (this.ready = undefined));
+    return this.ready;
+  }
+
+  /** Our ports of a pod (claimed or programmed). */
+  portsOf(pod: string): OwnedPort[] {
+    return (this.cache?.table(LSP).lookup("pod", pod) ?? [])
+      .filter((r) => (r.external_ids as Record<string, string>)[PORT_IDS.owner] === OWNER)
+      .map(ownedOf);
+  }
+
+  /** Every port of ours, and which switch holds it. */
+  owned(): Array<OwnedPort & { on: string }> {
+    const cache = this.cache;
+    if (!cache) return [];
+    const switchOf = new Map<string, string>();
+    for (const ls of cache.table("Logical_Switch").all())
+      for (const uuid of (ls.ports as string[] | null) ?? []) switchOf.set(String(uuid), String(ls.name));
+    return [...cache.table(LSP).all()]
+      .filter((r) => (r.external_ids as Record<string, string>)[PORT_IDS.owner] === OWNER)
+      .map((r) => ({ ...ownedOf(r), on: switchOf.get(String(r._uuid)) ?? "" }));
+  }
+
+  private holderOf(key: string): string | undefined {
+    const [row] = this.cache?.table(LSP).lookup("address", key) ?? [];
+    return row ? ((row.external_ids as Record<string, string>)[PORT_IDS.pod] ?? String(row.name)) : undefined;
+  }
+
+  private taken(key: string, pod: string): boolean {
+    if (this.pending.has(key)) return true;
+    const holder = this.holderOf(key);
+    return holder !== undefined && holder !== pod;
+  }
+
+  /**
+   * The next free address of `range` in the claim's subnet after the last one
+   * given, or undefined when none is left. Every step returns or skips an
+   * address that is taken or reserved (excluded ranges in one jump), so a
+   * search costs what is used since the cursor, and one wrap at most.
+   */
+  private nextFree(
+    claim: PortClaim,
+    range: AddressRange,
+    gateway: string,
+    dryRun: boolean,
+  ): string | undefined {
+    const cursorKey = `${claim.subnet}|${range.family}`;
+    const excluded = excludedRanges(claim.exclude);
+    const gatewayN = gateway ? addressToNumber(gateway) : -1n;
+    // IPv4 keeps the network and broadcast addresses out (but for /31 and /32); IPv6 only the subnet-router anycast.
+    const lastUsable =
+      range.family === "ipv4" && range.last - range.first > 1n ? range.last - 1n : range.last;
+    const firstUsable = range.last > range.first ? range.first + 1n : range.first;
+    const start = this.cursors.get(cursorKey) ?? firstUsable;
+    let n = start;
+    let wrapped = false;
+    for (;;) {
+      if (wrapped && n >= start) return undefined;
+      if (n > lastUsable) {
+        if (wrapped) return undefined;
+        wrapped = true;
+        n = firstUsable;
+        continue;
+      }
+      const skip = excluded.find((r) => n >= r.from && n <= r.to);
+      if (skip) {
+        n = skip.to + 1n;
+        continue;
+      }
+      const candidate = n++;
+      if (candidate === gatewayN) continue;
+      const ip = numberToAddress(candidate, range.family);
+      if (this.taken(addressKey(claim.subnet, ip), claim.pod)) continue;
+      if (!dryRun) this.cursors.set(cursorKey, n);
+      return ip;
+    }
+  }
+
+  /** The addresses and MAC the claim gets; IntentRefused when asked-for ones are taken or none is free. */
+  private choose(claim: PortClaim, dryRun: boolean): { ips: string[]; mac: string } {
+    const ips: string[] = [];
+    for (const [i, cidr] of claim.cidrs.entries()) {
+      const range = rangeOf(cidr);
+      const asked = claim.ips?.find((ip) => familyOf(ip) === range.family);
+      if (asked) {
+        const holder = this.holderOf(addressKey(claim.subnet, asked));
+        if ((holder && holder !== claim.pod) || this.pending.has(addressKey(claim.subnet, asked)))
+          throw new IntentRefused(
+            `${annotationField(ANNOTATION.ipAddress)}: ${asked} is already held by pod ${holder ?? "(being admitted)"} in subnet ${claim.subnet}`,
+          );
+        ips.push(canonicalIp(asked));
+        continue;
+      }
+      // A pool, when the pod (or its workload) names one, is where its address comes from.
+      const pool = claim.pool?.filter((ip) => familyOf(ip) === range.family && cidrContains(cidr, ip)) ?? [];
+      const ip = pool.length
+        ? pool
+            .map(canonicalIp)
+            .find((candidate) => !this.taken(addressKey(claim.subnet, candidate), claim.pod))
+        : this.nextFree(claim, range, claim.gateways[i] ?? "", dryRun);
+      if (!ip) {
+        const size = range.last - range.first + 1n;
+        throw new IntentRefused(
+          pool.length
+            ? `${annotationField(ANNOTATION.ipPool)}: every address of the pool (${pool.join(",")}) is held in subnet ${claim.subnet}`
+            : `subnet ${claim.subnet} (${cidr}, ${size} addresses) has no free address left for pod ${claim.pod}`,
+        );
+      }
+      ips.push(ip);
+    }
+    let mac = claim.mac?.toLowerCase() ?? macOfAddress(ips[0] as string);
+    const macHolder = this.cache?.table(LSP).find("mac", macKey(claim.subnet, mac));
+    const macHeld =
+      macHolder && (macHolder.external_ids as Record<string, string>)[PORT_IDS.pod] !== claim.pod;
+    if (macHeld && claim.mac) {
+      throw new IntentRefused(
+        `${annotationField(ANNOTATION.macAddress)}: ${claim.mac} is already the MAC of pod ${(macHolder.external_ids as Record<string, string>)[PORT_IDS.pod]} in subnet ${claim.subnet}`,
+      );
+    }
+    // A derived MAC that another address already gave: a random one of the same locally administered prefix.
+    while (macHeld && this.cache?.table(LSP).find("mac", macKey(claim.subnet, mac)))
+      mac = [
+        "0a",
+        "58",
+        ...Array.from({ length: 4 }, () =>
+          Math.floor(Math.random() * 256)
+            .toString(16)
+            .padStart(2, "0"),
+        ),
+      ].join(":");
+    return { ips, mac };
+  }
+
+  /**
+   * Takes an address (or one per family) and the port for the pod; answers
+   * the annotations it gets. A pod that already has a port keeps its address.
+   * On dryRun, answers what it would give and writes nothing.
+   */
+  async claim(claim: PortClaim, dryRun = false): Promise<IntentResult> {
+    await this.ports();
+    for (let attempt = 1; ; attempt++) {
+      const [held] = this.portsOf(claim.pod);
+      if (held && held.subnet === claim.subnet) {
+        return { annotations: portAnnotations(claim, held.ips, held.mac) };
+      }
+      const chosen = this.choose(claim, dryRun);
+      const annotations = portAnnotations(claim, chosen.ips, chosen.mac);
+      if (dryRun)
+        return { annotations, warnings: [`dryRun: ${chosen.ips.join(",")} would be given; nothing is held`] };
+      const keys = [
+        ...chosen.ips.map((ip) => addressKey(claim.subnet, ip)),
+        macKey(claim.subnet, chosen.mac),
+      ];
+      for (const key of keys) this.pending.add(key);
+      try {
+        await this.insertPort(claim, chosen, { uid: claim.uid }, CLAIMS_SWITCH);
+        this.log.info(
+          { event: "port-claimed", pod: claim.pod, subnet: claim.subnet, ips: chosen.ips, mac: chosen.mac },
+          "address claimed",
+        );
+        return { annotations };
+      } catch (err) {
+        // Another replica took it between our read and our write: the next free one, unless it was asked for.
+        if (err instanceof AddressTaken && !claim.ips?.length && attempt < 8) continue;
+        if (err instanceof AddressTaken)
+          throw new IntentRefused(`${annotationField(ANNOTATION.ipAddress)}: ${err.message}`);
+        const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
+        if (lost && attempt < 3) {
+          await this.northbound.connect({ timeoutMs: 3_000 });
+          continue;
+        }
+        throw err;
+      } finally {
+        for (const key of keys) this.pending.delete(key);
+      }
+    }
+  }
+
+  /** Inserts the port on `into` (the claims switch, disabled, or the subnet's switch) under the address `wait`s. */
+  private async insertPort(
+    claim: Pick<PortClaim, "pod" | "port" | "subnet">,
+    chosen: { ips: string[]; mac: string },
+    stored: { uid: string; resourceVersion?: string },
+    into: string,
+  ): Promise<void> {
+    const address = `${chosen.mac} ${chosen.ips.join(" ")}`;
+    const ids: Record<string, string> = {
+      [PORT_IDS.owner]: OWNER,
+      [PORT_IDS.pod]: claim.pod,
+      [PORT_IDS.uid]: stored.uid,
+      [PORT_IDS.subnet]: claim.subnet,
+      [PORT_IDS.since]: String(Date.now()),
+      [PORT_IDS.mac]: macKey(claim.subnet, chosen.mac),
+    };
+    if (stored.resourceVersion) ids[PORT_IDS.resourceVersion] = stored.resourceVersion;
+    for (const ip of chosen.ips)
+      ids[familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6] = addressKey(claim.subnet, ip);
+    const waits: Operation[] = [
+      ...chosen.ips.map((ip) =>
+        op.wait(
+          LSP,
+          [
+            [
+              "external_ids",
+              "includes",
+              { [familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6]: addressKey(claim.subnet, ip) },
+            ],
+            ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }],
+          ],
+          ["name"],
+          "==",
+          [],
+          0,
+        ),
+      ),
+      op.wait(
+        LSP,
+        [
+          ["external_ids", "includes", { [PORT_IDS.mac]: macKey(claim.subnet, chosen.mac) }],
+          ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }],
+        ],
+        ["name"],
+        "==",
+        [],
+        0,
+      ),
+      // The switch must be there, or OVSDB would drop the unreferenced port silently.
+      op.wait("Logical_Switch", [["name", "==", into]], ["name"], "!=", [], 0),
+    ];
+    try {
+      await this.northbound.transact(NB, [
+        ...waits,
+        op.insert(
+          LSP,
+          {
+            name: claim.port,
+            addresses: [address],
+            port_security: [address],
+            enabled: into !== CLAIMS_SWITCH,
+            external_ids: ids,
+          },
+          { uuidName: "port" },
+        ),
+        op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid("port")]]]),
+      ]);
+    } catch (err) {
+      if (err instanceof TimedOutError && err.index < chosen.ips.length) {
+        const ip = chosen.ips[err.index] as string;
+        throw new AddressTaken(
+          `${ip} was just taken in subnet ${claim.subnet} by pod ${this.holderOf(addressKey(claim.subnet, ip)) ?? "another pod"}`,
+        );
+      }
+      if (err instanceof TimedOutError && err.index === chosen.ips.length)
+        throw new AddressTaken(`MAC ${chosen.mac} was just taken in subnet ${claim.subnet}`);
+      if (err instanceof TimedOutError)
+        throw new IntentRefused(
+          `logical switch ${into} does not exist in OVN Northbound${into === CLAIMS_SWITCH ? " (it is made at start-up)" : ` (subnet ${claim.subnet} is programmed from its stored Subnet)`}`,
+        );
+      throw err;
+    }
+  }
+
+  /**
+   * Makes the stored pod's port what its annotations say: the claim moves to
+   * the subnet's switch and is enabled; without a claim the port is made
+   * there under the same `wait`s. A port on another switch, or with other
+   * addresses, is replaced (an address never changes once allocated, so that
+   * is a repair).
+   */
+  async program(stored: StoredPort): Promise<PortOutcome> {
+    await this.ports();
+    const same = (p: OwnedPort) =>
+      p.subnet === stored.subnet &&
+      p.mac === stored.mac.toLowerCase() &&
+      p.ips.join(",") === stored.ips.map(canonicalIp).join(",");
+    const placed = this.owned().filter((p) => p.pod === stored.pod);
+    const live = placed.find((p) => p.on === stored.subnet && same(p) && p.enabled);
+    if (live && placed.length === 1) return "unchanged";
+    const claimed = placed.find(
+      (p) => p.on === CLAIMS_SWITCH && same(p) && (p.uid === "" || p.uid === stored.uid),
+    );
+    const others = placed.filter((p) => p !== live && p !== claimed);
+    const unlink = (ports: Array<OwnedPort & { on: string }>): Operation[] =>
+      ports.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]]));
+    if (live) {
+      await this.northbound.transact(NB, unlink(others.filter((p) => p.on)));
+      return "written";
+    }
+    if (claimed) {
+      const self: [string, "==", string] = ["_uuid", "==", claimed.uuid];
+      const ids = {
+        [PORT_IDS.uid]: stored.uid,
+        [PORT_IDS.resourceVersion]: stored.resourceVersion,
+        [PORT_IDS.since]: String(Date.now()),
+      };
+      try {
+        await this.northbound.transact(NB, [
+          op.wait("Logical_Switch", [["name", "==", stored.subnet]], ["name"], "!=", [], 0),
+          ...unlink(others.filter((p) => p.on)),
+          op.mutate(
+            LSP,
+            [self],
+            [
+              ["external_ids", "delete", Object.keys(ids)],
+              ["external_ids", "insert", ids],
+            ],
+          ),
+          op.update(LSP, [self], { enabled: true }),
+          op.mutate("Logical_Switch", [["name", "==", CLAIMS_SWITCH]], [["ports", "delete", [claimed.uuid]]]),
+          op.mutate("Logical_Switch", [["name", "==", stored.subnet]], [["ports", "insert", [claimed.uuid]]]),
+        ]);
+      } catch (err) {
+        if (err instanceof TimedOutError && err.index === 0)
+          throw new IntentRefused(
+            `logical switch ${stored.subnet} does not exist (subnet ${stored.subnet} is programmed from its stored Subnet)`,
+          );
+        throw err;
+      }
+      this.log.info(
+        {
+          event: "port-written",
+          pod: stored.pod,
+          subnet: stored.subnet,
+          ips: stored.ips,
+          uid: stored.uid,
+          resourceVersion: stored.resourceVersion,
+          from: "claim",
+        },
+        "logical switch port programmed from the stored pod",
+      );
+      return "written";
+    }
+    if (others.some((p) => p.on)) await this.northbound.transact(NB, unlink(others.filter((p) => p.on)));
+    try {
+      await this.insertPort(
+        stored,
+        { ips: stored.ips.map(canonicalIp), mac: stored.mac.toLowerCase() },
+        stored,
+        stored.subnet,
+      );
+    } catch (err) {
+      if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
+      throw err;
+    }
+    this.log.info(
+      {
+        event: "port-written",
+        pod: stored.pod,
+        subnet: stored.subnet,
+        ips: stored.ips,
+        uid: stored.uid,
+        resourceVersion: stored.resourceVersion,
+        from: "stored pod",
+      },
+      "logical switch port programmed from the stored pod",
+    );
+    return "written";
+  }
+
+  /** Removes the pod's ports and claims. */
+  async release(pod: string): Promise<PortOutcome> {
+    await this.ports();
+    const placed = this.owned().filter((p) => p.pod === pod && p.on);
+    if (placed.length === 0) return "unchanged";
+    await this.northbound.transact(
+      NB,
+      placed.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]])),
+    );
+    this.log.info({ event: "port-released", pod, ports: placed.length }, "logical switch ports released");
+    return "released";
+  }
+
+  /**
+   * Ports and stored pods agree: every stored pod gets its port; ports of pods
+   * that are not stored, and claims no stored pod asks for, go once older
+   * than `graceMs`.
+   */
+  async reconcile(stored: readonly StoredPort[], graceMs: number): Promise<PortReconcile> {
+    await this.ports();
+    const result: PortReconcile = { written: [], released: [], claimsReleased: [], conflicts: [] };
+    const byPod = new Map(stored.map((s) => [s.pod, s]));
+    for (const s of stored) {
+      try {
+        if ((await this.program(s)) === "written") result.written.push(s.pod);
+      } catch (err) {
+        result.conflicts.push(`${s.pod}: ${(err as Error).message}`);
+      }
+    }
+    const now = Date.now();
+    const gone = this.owned().filter((p) => {
+      if (!p.on || now - p.since < graceMs) return false;
+      const asked = byPod.get(p.pod);
+      if (!asked) return true;
+      return p.on === CLAIMS_SWITCH && !(p.uid === "" || p.uid === asked.uid);
+    });
+    if (gone.length) {
+      await this.northbound.transact(
+        NB,
+        gone.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]])),
+      );
+      for (const p of gone) (p.on === CLAIMS_SWITCH ? result.claimsReleased : result.released).push(p.pod);
+    }
+    if (
+      result.written.length ||
+      result.released.length ||
+      result.claimsReleased.length ||
+      result.conflicts.length
+    )
+      this.log.info({ event: "ports-reconciled", ...result }, "logical switch ports reconciled");
+    return result;
+  }
+}
