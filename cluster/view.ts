@@ -55,6 +55,10 @@ export interface ClusterView {
   podsWithNat(): PodFacts[];
   /** Every node. */
   nodes(): NodeFacts[];
+  /** Pods given an address in the subnet (`ovn.kubernetes.io/logical_switch` with `allocated`). */
+  podsInSubnet(subnet: string): PodFacts[];
+  /** Every pod given an address. */
+  podsWithAddresses(): PodFacts[];
   /** Pods that hold `ip` as a static address (`ip_address`, its provider forms, or an attachment's `ips`). */
   podsWithStaticIp(ip: string): PodFacts[];
   subnet(name: string): SubnetFacts | undefined;
@@ -207,6 +211,8 @@ export class ClusterState implements ClusterView {
         attachmentsOf(p)
           .filter((a) => a.mac)
           .map((a) => `${a.namespace}/${a.name}|${(a.mac as string).toLowerCase()}`),
+      subnet: (p) =>
+        p.annotations[ANNOTATION.allocated] === "true" ? one(p.annotations[ANNOTATION.logicalSwitch]) : [],
       // Pods that recorded their encap IP, by node.
       encapNode: (p) => (p.annotations[ENCAP_IP_ANNOTATION] && p.nodeName ? [p.nodeName] : []),
     }),
@@ -334,6 +340,12 @@ export class ClusterState implements ClusterView {
   }
   nodes() {
     return [...this.stores.Node.objects.values()];
+  }
+  podsInSubnet(subnet: string) {
+    return this.stores.Pod.lookup("subnet", subnet);
+  }
+  podsWithAddresses() {
+    return this.stores.Pod.values("subnet").flatMap((subnet) => this.stores.Pod.lookup("subnet", subnet));
   }
   podsWithStaticIp(ip: string) {
     return this.stores.Pod.lookup("staticIp", ip);

@@ -43,6 +43,7 @@ import {
   type AddressRange,
 } from "../webhooks/addresses.js";
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
+import type { PortClaim } from "../webhooks/ports.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
 
@@ -66,26 +67,6 @@ export const PORT_IDS = {
   mac: "ovn-admission.io/mac",
 } as const;
 const OWNER = "pod-port";
-
-/** What a claim is made from: the pod as admission saw it and its subnet as the view holds it. */
-export interface PortClaim extends Record<string, unknown> {
-  /** "namespace/name". */
-  pod: string;
-  uid: string;
-  /** The logical switch port's name: `<pod>.<namespace>` (Kube-OVN). */
-  port: string;
-  subnet: string;
-  /** The subnet's CIDRs, one per family. */
-  cidrs: string[];
-  /** Its gateways, in the same order. */
-  gateways: string[];
-  exclude: string[];
-  /** Addresses the pod asks for (`ovn.kubernetes.io/ip_address`), already checked against the subnet. */
-  ips?: string[];
-  /** `ovn.kubernetes.io/ip_pool`: the first free one is taken. */
-  pool?: string[];
-  mac?: string;
-}
 
 /** A port of ours, as the cache holds it. */
 export interface OwnedPort {

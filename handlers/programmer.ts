@@ -16,6 +16,7 @@ import {
   type NodeFacts,
   type PodFacts,
   type StoredChange,
+  type SubnetFacts,
 } from "../cluster/view.js";
 import { ANNOTATION } from "../webhooks/annotations.js";
 import { ENCAP_IP_ANNOTATION } from "../webhooks/planes.js";
@@ -23,11 +24,17 @@ import { gatewayModeOf, holdsAddresses, natWantOf, type NatWant } from "../webho
 import type { EncapHandler } from "./encap.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler } from "./nat.js";
+import type { PortHandler } from "./ports.js";
+import { switchPlanOf, type SubnetSwitches, type SubnetSwitchSettings } from "./switches.js";
+import { storedPortOf } from "../webhooks/ports.js";
 
 export interface ProgrammerParts {
   encap: EncapHandler;
   gateway: GatewayHandler;
   nat: NatHandler;
+  ports?: PortHandler;
+  switches?: SubnetSwitches;
+  switchSettings?: SubnetSwitchSettings;
 }
 
 /** The NAT a stored pod asks for: nothing once it has finished (its IP may go to another pod). */
@@ -78,6 +85,8 @@ export class Programmer {
       case "ConfigMap":
         this.enqueue("gateway", "gateway", () => this.parts.gateway.reconcile());
         return;
+      case "Subnet":
+        return this.onSubnet(change.event, change.facts);
       default:
         return;
     }
@@ -101,11 +110,44 @@ export class Programmer {
     );
   }
 
+  private onSubnet(event: "ADDED" | "MODIFIED" | "DELETED", subnet: SubnetFacts): void {
+    const { switches, switchSettings } = this.parts;
+    if (!switches || !switchSettings) return;
+    const key = `subnet/${subnet.name}`;
+    if (event === "DELETED") {
+      this.enqueue(key, "subnet-switch", () =>
+        switches.remove(subnet.name, switchPlanOf(subnet, switchSettings)),
+      );
+      return;
+    }
+    this.enqueue(key, "subnet-switch", () => switches.program(subnet));
+  }
+
+  /** The pod's logical switch port follows its stored address annotations; it goes with the pod. */
+  private onPodPort(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    pod: PodFacts,
+    previous: PodFacts | undefined,
+  ): void {
+    const ports = this.parts.ports;
+    if (!ports) return;
+    const key = `pod/${pod.key}`;
+    const wanted = event !== "DELETED" && holdsAddresses(pod) ? storedPortOf(pod) : undefined;
+    const before = previous && holdsAddresses(previous) ? storedPortOf(previous) : undefined;
+    if (wanted) {
+      if (!before || !sameJson({ ...wanted, resourceVersion: "" }, { ...before, resourceVersion: "" }))
+        this.enqueue(key, "port", () => ports.program(wanted));
+    } else if (before || (event === "DELETED" && storedPortOf(pod))) {
+      this.enqueue(key, "port", () => ports.release(pod.key));
+    }
+  }
+
   private onPod(
     event: "ADDED" | "MODIFIED" | "DELETED",
     pod: PodFacts,
     previous: PodFacts | undefined,
   ): void {
+    this.onPodPort(event, pod, previous);
     const key = `pod/${pod.key}`;
     if (event === "DELETED") {
       if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized").holds)

@@ -9,7 +9,10 @@
 import type { Logger } from "pino";
 import type { ClusterView } from "../cluster/view.js";
 import { ANNOTATION } from "../webhooks/annotations.js";
-import type { NatWant } from "../webhooks/gateway.js";
+import { holdsAddresses, type NatWant } from "../webhooks/gateway.js";
+import { storedPortOf } from "../webhooks/ports.js";
+import type { PortHandler } from "./ports.js";
+import type { SubnetSwitches } from "./switches.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
 import { natWantOfStored } from "./programmer.js";
@@ -35,6 +38,9 @@ export interface ReconcilerOptions {
   leading?: () => boolean;
   /** Told what each NAT pass changed (for metrics). */
   onNatReconciled?: (result: NatReconcile) => void;
+  /** Pods' ports and subnets' switches, when the service programs them. */
+  ports?: PortHandler;
+  switches?: SubnetSwitches;
 }
 
 export class Reconciler {
@@ -68,6 +74,35 @@ export class Reconciler {
     return this.running;
   }
 
+  /** Subnets' switches from the stored Subnets, then pods' ports from the stored pods. */
+  private async reconcileNetwork(): Promise<void> {
+    const { ports, switches } = this.options;
+    if (switches && this.view.knows("Subnet")) {
+      for (const subnet of this.view.subnets()) {
+        await switches
+          .program(subnet)
+          .catch((err: Error) =>
+            this.log.warn(
+              { event: "subnet-switch-failed", subnet: subnet.name, error: err.message },
+              "subnet switch not programmed",
+            ),
+          );
+      }
+    }
+    if (ports && this.view.knows("Pod")) {
+      const stored = this.view
+        .podsWithAddresses()
+        .filter(holdsAddresses)
+        .map(storedPortOf)
+        .filter((p): p is NonNullable<typeof p> => p !== undefined);
+      await ports
+        .reconcile(stored, this.options.graceMs)
+        .catch((err: Error) =>
+          this.log.warn({ event: "ports-reconcile-failed", error: err.message }, "ports not reconciled"),
+        );
+    }
+  }
+
   private async pass(): Promise<NatReconcile | undefined> {
     if (this.options.leading && !this.options.leading()) return undefined;
     try {
@@ -78,6 +113,7 @@ export class Reconciler {
         "gateway not reconciled",
       );
     }
+    await this.reconcileNetwork();
     // Without the pods (no cluster) no row can be told to have lost its pod.
     if (!this.view.knows("Pod")) return undefined;
     try {

@@ -21,6 +21,8 @@ import { GatewayHandler } from "../handlers/gateway.js";
 import { NatHandler, type NatReconcile } from "../handlers/nat.js";
 import { Programmer } from "../handlers/programmer.js";
 import { Reconciler } from "../handlers/reconciler.js";
+import { PortHandler } from "../handlers/ports.js";
+import { SubnetSwitches } from "../handlers/switches.js";
 import { RoutedMarker } from "../cluster/routed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
@@ -176,6 +178,9 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);
+  const ports = new PortHandler(northbound, log);
+  const switchSettings = { clusterRouter: config.clusterRouter };
+  const switches = new SubnetSwitches(northbound, switchSettings, log);
   // With a cluster, one replica reconciles: the holder of the Lease. Without one there is only us.
   const elector = cluster
     ? new LeaseElector(
@@ -215,12 +220,18 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
         metrics.natReconciled.inc({ change: "claim-released" }, result.claimsReleased.length);
       },
       leading,
+      ports,
+      switches,
     },
     log,
   );
   // Everything is programmed from the stored objects, by the Lease holder (ADR 0004).
-  const programmer = new Programmer(view, { encap, gateway, nat }, leading, log, (what, ok) =>
-    metrics.programmed.inc({ what, result: ok ? "ok" : "failed" }),
+  const programmer = new Programmer(
+    view,
+    { encap, gateway, nat, ports, switches, switchSettings },
+    leading,
+    log,
+    (what, ok) => metrics.programmed.inc({ what, result: ok ? "ok" : "failed" }),
   );
   programmer.start();
   // After a restart, what was stored is put back; then every ten minutes, in case someone edited OVS by hand.
@@ -258,9 +269,12 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
   try {
     await nat.ensureClaimsRouter();
+    await ports.start();
   } catch (err) {
     await stopLocal();
-    throw new StartupError(`cannot make the claims router in OVN Northbound: ${(err as Error).message}`);
+    throw new StartupError(
+      `cannot make the claims router and switch in OVN Northbound: ${(err as Error).message}`,
+    );
   }
   // Without a cluster the view is as synced as it gets: reconcile from it at once.
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
@@ -290,7 +304,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     metrics,
     view,
     routes: parts.routes ?? ROUTES,
-    handlers: parts.handlers ?? new IntentHandlers(nat.intents),
+    handlers: parts.handlers ?? new IntentHandlers({ ...nat.intents, ...ports.intents }),
     settings: ruleSettings(config),
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,

@@ -91,9 +91,10 @@ async function northboundWithHandler(t: Test) {
       });
     },
   });
+  /** The widgets' switches (the service makes its claims switch at start-up too). */
   const switches = async (): Promise<string[]> => {
     const [r] = await client.transact(NB, [op.select("Logical_Switch", [], ["name"])]);
-    return (r?.rows ?? []).map((row) => String(row.name));
+    return (r?.rows ?? []).map((row) => String(row.name)).filter((name) => name.startsWith("ls-"));
   };
   return { nb, handlers, switches };
 }

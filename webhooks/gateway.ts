@@ -3,7 +3,6 @@
  * read in one place: the ConfigMap rule checks it, the pod rule checks EIP and
  * SNAT addresses against it, the gateway handler programs OVN from it.
  */
-import { distance } from "fastest-levenshtein";
 import {
   addressOf,
   broadcastAddress,
@@ -18,6 +17,7 @@ import {
   sameIp,
 } from "./addresses.js";
 import type { ClusterView, ConfigMapFacts } from "../cluster/view.js";
+import { didYouMean } from "./spelling.js";
 import { ANNOTATION } from "./annotations.js";
 import { interfaceNameProblem } from "./attachments.js";
 
@@ -55,12 +55,6 @@ export type GatewayReading =
 
 const MODES: readonly GatewayMode[] = ["centralized", "distributed"];
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-/** `found` is close to exactly one of `choices` (a typo, not another word). */
-function didYouMean(found: string, choices: readonly string[]): string | undefined {
-  const close = choices.filter((c) => distance(found.toLowerCase(), c) <= Math.max(2, c.length / 4));
-  return close.length === 1 ? close[0] : undefined;
-}
 
 const at = (key: string) => `data["${key}"]`;
 const quoted = (v: string) => JSON.stringify(v);

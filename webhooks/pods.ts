@@ -21,6 +21,7 @@ import { addressOf, cidrContains, isIpAddress, isUnicastMac } from "./addresses.
 import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
 import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
 import { DEFAULT_VPC, subnetOfPod } from "./subnets.js";
+import { ADDRESS_ANNOTATIONS, isIntent, portClaimOf } from "./ports.js";
 import { buildPatch, editable } from "./patch.js";
 import type { RuleSettings } from "./rules.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
@@ -166,7 +167,22 @@ function checkAttachments(
   return undefined;
 }
 
+/** Once allocated, a pod's address annotations never change: its port, NAT and neighbours depend on them. */
+function addressChange(request: AdmissionRequest): Verdict | undefined {
+  if (request.operation !== "UPDATE") return undefined;
+  const before = annotationsOf(request.oldObject);
+  if (before[ANNOTATION.allocated] !== "true") return undefined;
+  const now = annotationsOf(request.object);
+  const changed = ADDRESS_ANNOTATIONS.find((key) => now[key] !== before[key]);
+  if (!changed) return undefined;
+  return deny(
+    `${annotationField(changed)}: the pod's address is allocated and never changes (was ${JSON.stringify(before[changed] ?? null)}, found ${JSON.stringify(now[changed] ?? null)}); delete the pod and create it again for another address`,
+  );
+}
+
 export function validatePod(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
+  const changedAddress = addressChange(request);
+  if (changedAddress) return changedAddress;
   const annotations = annotationsOf(request.object);
   for (const [key, value] of Object.entries(annotations)) {
     if (!RATE_KEY.test(key)) continue;
@@ -302,7 +318,21 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
     networks === undefined ? undefined : attachmentSelector(networks, current, request.namespace, view);
   if (selector && "denial" in selector) return selector.denial;
   const plane = planeOf(request.namespace, object, view, settings);
-  if (defaults === undefined && !selector?.changed && !plane) return allow();
+  const nodeName = (object.spec as { nodeName?: string } | undefined)?.nodeName;
+  // The node is known: the address is taken now (otherwise at the pod's binding).
+  const claim = nodeName
+    ? portClaimOf(
+        request.namespace,
+        object.metadata?.name ?? "",
+        object.metadata?.uid ?? "",
+        annotationsOf(object),
+        view,
+        settings.defaultSubnet,
+      )
+    : undefined;
+  if (claim && !isIntent(claim)) return claim;
+  const intents = claim ? [claim] : [];
+  if (defaults === undefined && !selector?.changed && !plane) return allow({ intents });
 
   const pod = editable(object);
   if (defaults !== undefined) {
@@ -314,7 +344,7 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
   if (selector?.changed)
     ((pod.spec ??= {}) as { nodeSelector?: Record<string, string> }).nodeSelector = selector.changed;
   if (plane) placeOnPlane(pod, plane, view);
-  return allow({ patch: buildPatch(object, pod) });
+  return allow({ patch: buildPatch(object, pod), intents });
 }
 
 /** Namespace annotation: the attachments its pods get when they name none themselves. */
@@ -398,13 +428,24 @@ export function mutatePodBinding(
   const pod = view.pod(request.namespace, request.name);
   // A pod the view has not seen yet is judged on what we have: nothing to check.
   if (!node || !pod) return allow();
+  // The node is known now: the pod's address is taken, and reaches it through the Binding's annotations.
+  const claim = portClaimOf(
+    request.namespace,
+    request.name,
+    pod.uid,
+    pod.annotations,
+    view,
+    settings.defaultSubnet,
+  );
+  if (claim && !isIntent(claim)) return claim;
+  const intents = claim ? [claim] : [];
   const plane = planeOf(
     request.namespace,
     { metadata: { annotations: { ...pod.annotations } } },
     view,
     settings,
   );
-  if (!plane) return allow();
+  if (!plane) return allow({ intents });
   const problem = lacksPlane(node, plane, view);
   if (problem) return deny(`target.name: pod ${pod.key} cannot be bound: ${problem}`);
   const encapIp = view.planesOf(node)[plane.plane] as string;
@@ -413,5 +454,5 @@ export function mutatePodBinding(
     ...edited.metadata,
     annotations: { ...edited.metadata?.annotations, [ENCAP_IP_ANNOTATION]: encapIp },
   };
-  return allow({ patch: buildPatch(binding, edited) });
+  return allow({ patch: buildPatch(binding, edited), intents });
 }

@@ -62,7 +62,7 @@ export const ROUTES: readonly Route[] = [
   route("mutate", "", "pods", "binding", ["CREATE"], mutatePodBinding),
   route("mutate", "", "nodes", "", ["CREATE", "UPDATE"], mutateNode),
   route("validate", "", "nodes", "", ["CREATE", "UPDATE"], validateNode),
-  route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE"], validateSubnet),
+  route("validate", "kubeovn.io", "subnets", "", ["CREATE", "UPDATE", "DELETE"], validateSubnet),
   route("validate", "kubeovn.io", "vpc-nat-gateways", "", ["CREATE", "UPDATE"], validateVpcNatGateway),
   route("validate", "", "configmaps", "", ["CREATE", "UPDATE"], validateConfigMap),
   route(

@@ -9,6 +9,7 @@ import { ANNOTATION } from "./annotations.js";
 import { isPlaneName } from "./planes.js";
 import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "./addresses.js";
 import type { RuleSettings } from "./rules.js";
+import { didYouMean } from "./spelling.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
 
 export function subnetOfPod(
@@ -63,11 +64,90 @@ function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict |
   return warnings.length ? allow({ warnings }) : undefined;
 }
 
+/** Kube-OVN's SubnetSpec fields (kubeovn.io/v1), and seed 000's nodeNetwork. */
+const SUBNET_SPEC_KEYS = [
+  "default",
+  "vpc",
+  "protocol",
+  "namespaces",
+  "namespaceSelectors",
+  "cidrBlock",
+  "gateway",
+  "excludeIps",
+  "provider",
+  "gatewayType",
+  "gatewayNode",
+  "natOutgoing",
+  "natOutgoingPolicyRules",
+  "externalEgressGateway",
+  "policyRoutingPriority",
+  "policyRoutingTableID",
+  "mtu",
+  "private",
+  "allowSubnets",
+  "vlan",
+  "vips",
+  "logicalGateway",
+  "disableGatewayCheck",
+  "disableInterConnection",
+  "enableDHCP",
+  "dhcpV4Options",
+  "dhcpV6Options",
+  "enableIPv6RA",
+  "ipv6RAConfigs",
+  "acls",
+  "u2oInterconnection",
+  "u2oInterconnectionIP",
+  "enableLb",
+  "enableEcmp",
+  "routeTable",
+  "nodeNetwork",
+];
+
+/** spec keys Kube-OVN does not know: a typo of a missing known key is refused ("did you mean"), others are warned. */
+function checkSpecKeys(spec: Record<string, unknown>): Verdict | string[] {
+  const warnings: string[] = [];
+  for (const key of Object.keys(spec)) {
+    if (SUBNET_SPEC_KEYS.includes(key)) continue;
+    const meant = didYouMean(key, SUBNET_SPEC_KEYS, { prefixes: true });
+    if (meant && !(meant in spec))
+      return reject(
+        `spec.${key}: did you mean "${meant}"? a Subnet has no field ${JSON.stringify(key)}, and ${meant} is not set`,
+      );
+    warnings.push(
+      `spec.${key}: not a Subnet field Kube-OVN knows; it is ignored${meant ? ` (did you mean "${meant}"?)` : ""}`,
+    );
+  }
+  return warnings;
+}
+
+/** A Subnet whose pods still hold addresses cannot go: their ports would lose their switch. */
+function checkDelete(request: AdmissionRequest, view: ClusterView): Verdict {
+  const name = request.oldObject?.metadata?.name ?? request.name;
+  const pods = view.podsInSubnet(name);
+  if (pods.length === 0) return allow();
+  const named = pods
+    .slice(0, 3)
+    .map((p) => p.key)
+    .join(", ");
+  return deny(
+    `subnet ${name} still has ${pods.length} pod${pods.length === 1 ? "" : "s"} with addresses in it (${named}${pods.length > 3 ? ` and ${pods.length - 3} more` : ""}); delete them first`,
+  );
+}
+
 export function validateSubnet(
   request: AdmissionRequest,
   view: ClusterView,
   _settings: RuleSettings,
 ): Verdict {
+  if (request.operation === "DELETE") return checkDelete(request, view);
+  const keys = checkSpecKeys((request.object?.spec ?? {}) as Record<string, unknown>);
+  if (!Array.isArray(keys)) return keys;
+  const verdict = checkSubnet(request, view);
+  return keys.length ? { ...verdict, warnings: [...keys, ...verdict.warnings] } : verdict;
+}
+
+function checkSubnet(request: AdmissionRequest, view: ClusterView): Verdict {
   const placement = checkPlacement(request, view);
   if (placement && !placement.allowed) return placement;
   const verdict = checkPlane(request, view);

@@ -5,7 +5,8 @@ import { pino } from "pino";
 import t, { type Test } from "tap";
 import { OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../handlers/intents.js";
-import { CLAIMS_SWITCH, PortHandler, type PortClaim } from "../../handlers/ports.js";
+import { CLAIMS_SWITCH, PortHandler } from "../../handlers/ports.js";
+import type { PortClaim } from "../../webhooks/ports.js";
 import { northboundFor, type OvsdbServer } from "../harness/index.js";
 
 const NB = "OVN_Northbound";

@@ -377,7 +377,11 @@ t.test(
     const mutated = mutatePod(onNode2, view, settings);
     const p = jsonPatch.applyPatch(structuredClone(onNode2.object), mutated.patch, true).newDocument;
     t.equal(p?.metadata?.annotations?.["ovn-admission.io/encap-ip"], "10.10.10.11");
-    t.same(mutated.intents, [], "its interface is programmed from the stored pod");
+    t.same(
+      mutated.intents.map((i) => i.kind),
+      ["port-claim"],
+      "its address is claimed now; its interface is programmed from the stored pod",
+    );
   },
 );
 
@@ -410,7 +414,11 @@ t.test(
     t.same(ok.patch, [
       { op: "add", path: "/metadata/annotations", value: { "ovn-admission.io/encap-ip": "10.10.10.10" } },
     ]);
-    t.same(ok.intents, [], "its interface is programmed from the pod the API server stores with it");
+    t.same(
+      ok.intents.map((i) => i.kind),
+      ["port-claim"],
+      "its address is claimed at binding; its interface is programmed from the pod the API server stores",
+    );
     const unknown = binding("node3");
     unknown.name = "not-in-view";
     t.equal(

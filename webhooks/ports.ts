@@ -1,0 +1,147 @@
+/**
+ * A pod's address claim, decided from the pod and its subnet (Kube-OVN's
+ * primary network): which subnet, which addresses it asks for (checked
+ * here), its pool and MAC. The port handler carries the claim out against
+ * the database; the answer is the annotations the pod gets.
+ */
+import type { ClusterView, PodFacts, SubnetFacts } from "../cluster/view.js";
+import {
+  addressOf,
+  addressToNumber,
+  broadcastAddress,
+  canonicalIp,
+  cidrContains,
+  excludedRanges,
+  isIpAddress,
+  isUnicastMac,
+  networkAddress,
+} from "./addresses.js";
+import { ANNOTATION, annotationField } from "./annotations.js";
+import { subnetOfPod } from "./subnets.js";
+import { deny, reject, type Intent, type Verdict } from "./verdict.js";
+
+/** What a claim is made from: the pod as admission saw it and its subnet as the view holds it. */
+export interface PortClaim extends Record<string, unknown> {
+  /** "namespace/name". */
+  pod: string;
+  uid: string;
+  /** The logical switch port's name: `<pod>.<namespace>` (Kube-OVN). */
+  port: string;
+  subnet: string;
+  /** The subnet's CIDRs, one per family. */
+  cidrs: string[];
+  /** Its gateways, in the same order. */
+  gateways: string[];
+  exclude: string[];
+  /** Addresses the pod asks for (`ovn.kubernetes.io/ip_address`), checked against the subnet. */
+  ips?: string[];
+  /** `ovn.kubernetes.io/ip_pool`: the first free one is taken. */
+  pool?: string[];
+  mac?: string;
+}
+
+/** The annotations that say what a pod was given; once `allocated`, none of them changes. */
+export const ADDRESS_ANNOTATIONS = [
+  ANNOTATION.logicalSwitch,
+  ANNOTATION.ipAddress,
+  ANNOTATION.macAddress,
+  ANNOTATION.gateway,
+  ANNOTATION.cidr,
+  ANNOTATION.allocated,
+  ANNOTATION.ovn,
+] as const;
+
+const list = (text: string | undefined): string[] =>
+  (text ?? "")
+    .split(/[,;]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** Why `ip` cannot be a pod's address in `subnet`, or undefined when it can. */
+function addressProblem(ip: string, subnet: SubnetFacts): string | undefined {
+  const cidrs = list(subnet.cidrBlock);
+  const cidr = cidrs.find((c) => cidrContains(c, ip));
+  if (!cidr) return `${ip} is outside subnet ${subnet.name} (${cidrs.join(",")})`;
+  if (canonicalIp(ip) === networkAddress(cidr))
+    return `${ip} is the network address of subnet ${subnet.name}`;
+  if (ip === broadcastAddress(cidr)) return `${ip} is the broadcast address of subnet ${subnet.name}`;
+  if (list(subnet.gateway).some((g) => canonicalIp(addressOf(g)) === canonicalIp(ip)))
+    return `${ip} is the gateway of subnet ${subnet.name}`;
+  const n = addressToNumber(ip);
+  if (excludedRanges(subnet.excludeIps).some((r) => n >= r.from && n <= r.to))
+    return `${ip} is excluded from subnet ${subnet.name} (spec.excludeIps)`;
+  return undefined;
+}
+
+/**
+ * The port claim of a pod whose node is now known (CREATE with
+ * spec.nodeName, or its binding); undefined when there is nothing to claim
+ * (already allocated, or no subnet the view knows), a denial when what it
+ * asks for cannot be given.
+ */
+export function portClaimOf(
+  namespace: string,
+  name: string,
+  uid: string,
+  annotations: Readonly<Record<string, string>>,
+  view: ClusterView,
+  defaultSubnet: string,
+): Intent | Verdict | undefined {
+  if (annotations[ANNOTATION.allocated] === "true") return undefined;
+  const subnet = subnetOfPod(namespace, annotations, view, defaultSubnet);
+  if (!subnet?.cidrBlock) return undefined;
+  const ips = list(annotations[ANNOTATION.ipAddress]).map(addressOf);
+  for (const ip of ips) {
+    const field = annotationField(ANNOTATION.ipAddress);
+    if (!isIpAddress(ip)) return reject(`${field}: expected IP addresses, found ${JSON.stringify(ip)}`);
+    const problem = addressProblem(ip, subnet);
+    if (problem) return deny(`${field}: ${problem}`);
+  }
+  const pool = list(annotations[ANNOTATION.ipPool]);
+  const notAddress = pool.find((ip) => !isIpAddress(ip));
+  if (notAddress !== undefined)
+    return reject(
+      `${annotationField(ANNOTATION.ipPool)}: expected IP addresses, found ${JSON.stringify(notAddress)}`,
+    );
+  const mac = annotations[ANNOTATION.macAddress];
+  if (mac !== undefined && !isUnicastMac(mac))
+    return reject(
+      `${annotationField(ANNOTATION.macAddress)}: expected a unicast MAC (e.g. "0a:58:0a:10:00:05"), found ${JSON.stringify(mac)}`,
+    );
+  const claim: PortClaim = {
+    pod: `${namespace}/${name}`,
+    uid,
+    port: `${name}.${namespace}`,
+    subnet: subnet.name,
+    cidrs: list(subnet.cidrBlock),
+    gateways: list(subnet.gateway),
+    exclude: [...subnet.excludeIps],
+    ...(ips.length ? { ips } : {}),
+    ...(pool.length ? { pool } : {}),
+    ...(mac ? { mac } : {}),
+  };
+  return { kind: "port-claim", owner: claim.pod, spec: claim, preview: true };
+}
+
+/** A claim is an intent; a denial is a verdict. */
+export function isIntent(decided: Intent | Verdict | undefined): decided is Intent {
+  return decided !== undefined && "kind" in decided;
+}
+
+/** The port a stored pod asks for, from its annotations; undefined until it is allocated. */
+export function storedPortOf(pod: PodFacts) {
+  const a = pod.annotations;
+  if (a[ANNOTATION.allocated] !== "true" || !a[ANNOTATION.logicalSwitch] || !a[ANNOTATION.macAddress])
+    return undefined;
+  const ips = list(a[ANNOTATION.ipAddress]).map(addressOf).filter(isIpAddress);
+  if (ips.length === 0 || !isUnicastMac(a[ANNOTATION.macAddress] as string)) return undefined;
+  return {
+    pod: pod.key,
+    port: `${pod.name}.${pod.namespace}`,
+    uid: pod.uid,
+    resourceVersion: pod.resourceVersion,
+    subnet: a[ANNOTATION.logicalSwitch] as string,
+    ips,
+    mac: a[ANNOTATION.macAddress] as string,
+  };
+}
