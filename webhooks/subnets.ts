@@ -127,8 +127,9 @@ function checkDelete(request: AdmissionRequest, view: ClusterView): Verdict {
   const pods = view.podsInSubnet(name);
   if (pods.length === 0) return allow();
   const named = pods
-    .slice(0, 3)
     .map((p) => p.key)
+    .sort()
+    .slice(0, 3)
     .join(", ");
   return deny(
     `subnet ${name} still has ${pods.length} pod${pods.length === 1 ? "" : "s"} with addresses in it (${named}${pods.length > 3 ? ` and ${pods.length - 3} more` : ""}); delete them first`,
