@@ -21,6 +21,7 @@
 import type { Logger } from "pino";
 import {
   ConnectionClosedError,
+  ConstraintViolationError,
   RequestTimeoutError,
   indexBy,
   namedUuid,
@@ -362,19 +363,40 @@ export class PortHandler {
         return { annotations };
       } catch (err) {
         // Another replica took it between our read and our write: the next free one, unless it was asked for.
-        if (err instanceof AddressTaken && !claim.ips?.length && attempt < 8) continue;
+        if (err instanceof AddressTaken && !claim.ips?.length && attempt < 20) continue;
         if (err instanceof AddressTaken)
           throw new IntentRefused(`${annotationField(ANNOTATION.ipAddress)}: ${err.message}`);
         const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
-        if (lost && attempt < 3) {
-          await this.northbound.connect({ timeoutMs: 3_000 });
-          continue;
+        if (!(lost && attempt < 5) && !(err instanceof ConstraintViolationError)) throw err;
+        // The reply was lost (a RAFT leader change), or the port's name is taken: our commit may have happened.
+        let committed: OwnedPort | undefined;
+        try {
+          if (lost) await this.northbound.connect({ timeoutMs: 3_000 });
+          committed = await this.portNamed(claim.port);
+        } catch (again) {
+          if (again instanceof ConnectionClosedError || again instanceof RequestTimeoutError) continue;
+          throw again;
         }
-        throw err;
+        if (committed?.pod === claim.pod)
+          return { annotations: portAnnotations(claim, committed.ips, committed.mac) };
+        if (committed)
+          throw new IntentRefused(
+            `logical switch port ${claim.port} already exists in OVN Northbound and is not this pod's (${committed.pod || "not made by ovn-admission"})`,
+          );
+        if (!lost) throw err;
       } finally {
         for (const key of keys) this.pending.delete(key);
       }
     }
+  }
+
+  /** The port of that name as the database holds it now (not the cache, which may be resyncing). */
+  private async portNamed(name: string): Promise<OwnedPort | undefined> {
+    const [found] = await this.northbound.transact(NB, [
+      op.select(LSP, [["name", "==", name]], ["_uuid", "name", "addresses", "enabled", "external_ids"]),
+    ]);
+    const row = found?.rows?.[0];
+    return row ? ownedOf(row) : undefined;
   }
 
   /** Inserts the port on `into` (the claims switch, disabled, or the subnet's switch) under the address `wait`s. */
