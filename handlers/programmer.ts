@@ -26,7 +26,7 @@ import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler } from "./nat.js";
 import type { PortHandler } from "./ports.js";
 import { switchPlanOf, type SubnetSwitches, type SubnetSwitchSettings } from "./switches.js";
-import { storedPortOf } from "../webhooks/ports.js";
+import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../webhooks/ports.js";
 
 export interface ProgrammerParts {
   encap: EncapHandler;
@@ -35,6 +35,14 @@ export interface ProgrammerParts {
   ports?: PortHandler;
   switches?: SubnetSwitches;
   switchSettings?: SubnetSwitchSettings;
+  /** Writes annotations to a stored pod (the Lease holder's API writes); with it, bound pods that no admission addressed are addressed. */
+  annotate?: (
+    pod: string,
+    annotations: Record<string, string>,
+    stillWanted: (now: Readonly<Record<string, string>>) => boolean,
+  ) => void;
+  /** `--default-subnet`: a pod's subnet when nothing else names one. */
+  defaultSubnet?: string;
 }
 
 /** The NAT a stored pod asks for: nothing once it has finished (its IP may go to another pod). */
@@ -139,7 +147,44 @@ export class Programmer {
         this.enqueue(key, "port", () => ports.program(wanted));
     } else if (before || (event === "DELETED" && storedPortOf(pod))) {
       this.enqueue(key, "port", () => ports.release(pod.key));
+    } else if (event !== "DELETED" && pod.nodeName && !previous?.nodeName && holdsAddresses(pod)) {
+      this.addressBoundPod(pod);
     }
+  }
+
+  /**
+   * A pod the API server stored bound but without an address: its binding
+   * came before the view had the pod, or the webhook was down (pods/binding
+   * fails open). Its address is claimed from the stored object and written to
+   * it, as Kube-OVN's controller does; the annotated pod's port follows.
+   */
+  private addressBoundPod(pod: PodFacts): void {
+    const { ports, annotate } = this.parts;
+    if (!ports || !annotate || pod.annotations[ANNOTATION.allocated] === "true") return;
+    const decided = portClaimOf(
+      pod.namespace,
+      pod.name,
+      pod.uid,
+      pod.annotations,
+      this.view,
+      this.parts.defaultSubnet ?? "",
+    );
+    if (!decided) return;
+    if (!isIntent(decided)) {
+      this.log.warn(
+        { event: "pod-not-addressed", pod: pod.key, reason: decided.message },
+        "a bound pod cannot be given the address it asks for",
+      );
+      return;
+    }
+    this.enqueue(`pod/${pod.key}`, "port-claim", async () => {
+      const { annotations = {} } = await ports.claim(decided.spec as PortClaim);
+      annotate(pod.key, annotations, (now) => now[ANNOTATION.allocated] !== "true");
+      this.log.info(
+        { event: "bound-pod-addressed", pod: pod.key, uid: pod.uid, ip: annotations[ANNOTATION.ipAddress] },
+        "a bound pod no admission addressed was given its address",
+      );
+    });
   }
 
   private onPod(

@@ -23,7 +23,7 @@ import { Programmer } from "../handlers/programmer.js";
 import { Reconciler } from "../handlers/reconciler.js";
 import { PortHandler } from "../handlers/ports.js";
 import { SubnetSwitches } from "../handlers/switches.js";
-import { RoutedMarker } from "../cluster/routed.js";
+import { PodAnnotator } from "../cluster/pod-annotations.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
 import { buildApp, registerProbes, type Readiness } from "../webhooks/app.js";
@@ -169,11 +169,11 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     },
     log,
   );
-  const marker = cluster ? new RoutedMarker(cluster.kubeConfig, log) : undefined;
+  const marker = cluster ? new PodAnnotator(cluster.kubeConfig, log) : undefined;
   const markRouted = (want: NatWant): void => {
     const [namespace = "", name = ""] = want.pod.split("/");
     // Routed only while the pod still asks for the row that was written.
-    marker?.mark(want.pod, (annotations) =>
+    marker?.markRouted(want.pod, (annotations) =>
       sameNat(natWantOf(namespace, name, annotations, gatewayModeOf(view)).row, want.row),
     );
   };
@@ -228,7 +228,16 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   // Everything is programmed from the stored objects, by the Lease holder (ADR 0004).
   const programmer = new Programmer(
     view,
-    { encap, gateway, nat, ports, switches, switchSettings },
+    {
+      encap,
+      gateway,
+      nat,
+      ports,
+      switches,
+      switchSettings,
+      defaultSubnet: config.defaultSubnet,
+      ...(marker ? { annotate: marker.annotate.bind(marker) } : {}),
+    },
     leading,
     log,
     (what, ok) => metrics.programmed.inc({ what, result: ok ? "ok" : "failed" }),

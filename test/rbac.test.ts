@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { SOURCES } from "../cluster/informers.js";
-import { WRITES } from "../cluster/routed.js";
+import { WRITES } from "../cluster/pod-annotations.js";
 
 interface Rule {
   apiGroups: string[];

@@ -53,6 +53,12 @@ export interface KubeOptions {
    * `--client-ca-file`.
    */
   webhookClient?: { target: string; certFile: string; keyFile: string };
+  /**
+   * Also run kube-controller-manager (the deployment and replicaset
+   * controllers) and kube-scheduler, as the admin: Deployments make pods and
+   * pods get bound. No kubelet runs: a test makes its Nodes Ready itself.
+   */
+  controllers?: boolean;
 }
 
 /** The AdmissionConfiguration that gives both webhook plugins a kubeconfig: its users are webhook hosts. */
@@ -224,7 +230,9 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
     apiserverArgs,
     path.join(dir, "kube-apiserver.log"),
   );
+  const controlPlane: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
   const stop = async (): Promise<void> => {
+    for (const process_ of controlPlane) await terminate(process_);
     await terminate(apiserver);
     await terminate(etcd);
   };
@@ -251,6 +259,40 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
       90_000,
     );
   await ready();
+  if (options.controllers) {
+    for (const binary of ["kube-controller-manager", "kube-scheduler"])
+      if (!existsSync(path.join(assets.dir, binary)))
+        throw new Error(`no ${binary} in ${assets.dir}: run scripts/kube-assets.sh (npm test does)`);
+    controlPlane.push(
+      startProcess(
+        path.join(assets.dir, "kube-controller-manager"),
+        [
+          `--kubeconfig=${kubeconfigFile}`,
+          "--controllers=deployment,replicaset",
+          "--leader-elect=false",
+          "--port=0",
+          `--secure-port=${await freePort()}`,
+          "--bind-address=127.0.0.1",
+          `--cert-dir=${path.join(dir, "controller-manager")}`,
+        ],
+        path.join(dir, "kube-controller-manager.log"),
+      ),
+      startProcess(
+        path.join(assets.dir, "kube-scheduler"),
+        [
+          `--kubeconfig=${kubeconfigFile}`,
+          `--authentication-kubeconfig=${kubeconfigFile}`,
+          `--authorization-kubeconfig=${kubeconfigFile}`,
+          "--leader-elect=false",
+          "--port=0",
+          `--secure-port=${await freePort()}`,
+          "--bind-address=127.0.0.1",
+          `--cert-dir=${path.join(dir, "scheduler")}`,
+        ],
+        path.join(dir, "kube-scheduler.log"),
+      ),
+    );
+  }
 
   for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
     for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);

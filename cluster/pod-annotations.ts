@@ -1,9 +1,12 @@
 /**
- * Sets `ovn.kubernetes.io/routed: "true"` on a pod once its NAT row is in
- * place (seed 003: "when the EIP or SNAT rule takes effect, routed is added
- * again"). A pod admitted at CREATE is not stored yet when its row is written,
- * so a mark retries until the pod appears; it is dropped when the pod no
- * longer asks for what was programmed.
+ * The service's writes to pods, from what it programmed for their stored
+ * versions: `ovn.kubernetes.io/routed: "true"` once a NAT row is in place
+ * (seed 003: "when the EIP or SNAT rule takes effect, routed is added
+ * again"), and the address annotations of a bound pod that no admission
+ * addressed (its binding came before the view had the pod, or the webhook
+ * was down). A pod admitted at CREATE is not stored yet when its row is
+ * written, so a write retries until the pod appears; it is dropped when the
+ * pod no longer asks for what was programmed.
  */
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -26,12 +29,14 @@ export const WRITES = [
 const pointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 
 interface Mark {
+  /** The annotations to set. */
+  annotations: Readonly<Record<string, string>>;
   /** True while the pod's annotations still ask for what was programmed. */
   stillWanted: (annotations: Readonly<Record<string, string>>) => boolean;
   until: number;
 }
 
-export class RoutedMarker {
+export class PodAnnotator {
   private readonly core: CoreV1Api;
   private readonly marks = new Map<string, Mark>();
   private readonly running = new Set<string>();
@@ -47,9 +52,14 @@ export class RoutedMarker {
   }
 
   /** Marks `pod` ("namespace/name") routed, now or as soon as it exists. */
-  mark(pod: string, stillWanted: Mark["stillWanted"]): void {
+  markRouted(pod: string, stillWanted: Mark["stillWanted"]): void {
+    this.annotate(pod, { [ANNOTATION.routed]: "true" }, stillWanted);
+  }
+
+  /** Sets `annotations` on `pod`, now or as soon as it exists, while `stillWanted` holds. */
+  annotate(pod: string, annotations: Mark["annotations"], stillWanted: Mark["stillWanted"]): void {
     if (this.closed) return;
-    this.marks.set(pod, { stillWanted, until: Date.now() + this.giveUpMs });
+    this.marks.set(pod, { annotations, stillWanted, until: Date.now() + this.giveUpMs });
     if (!this.running.has(pod)) void this.run(pod);
   }
 
@@ -70,7 +80,10 @@ export class RoutedMarker {
     try {
       for (let mark = this.marks.get(key); mark && !this.closed; mark = this.marks.get(key)) {
         const outcome = await this.attempt(namespace, name, mark).catch((err: unknown) => {
-          this.log.debug({ event: "routed-mark-retry", pod: key, error: (err as Error).message }, "retrying");
+          this.log.debug(
+            { event: "pod-annotate-retry", pod: key, error: (err as Error).message },
+            "retrying",
+          );
           return "retry" as const;
         });
         if (outcome === "done") {
@@ -78,7 +91,10 @@ export class RoutedMarker {
           continue;
         }
         if (Date.now() > mark.until) {
-          this.log.warn({ event: "routed-mark-gave-up", pod: key }, "pod did not appear; routed not set");
+          this.log.warn(
+            { event: "pod-annotate-gave-up", pod: key, annotations: Object.keys(mark.annotations) },
+            "pod did not appear; not annotated",
+          );
           this.marks.delete(key);
           continue;
         }
@@ -99,7 +115,8 @@ export class RoutedMarker {
       throw err;
     }
     const annotations = pod.metadata?.annotations ?? {};
-    if (!mark.stillWanted(annotations) || annotations[ANNOTATION.routed] === "true") return "done";
+    const missing = Object.entries(mark.annotations).filter(([k, v]) => annotations[k] !== v);
+    if (!mark.stillWanted(annotations) || missing.length === 0) return "done";
     try {
       await this.core.patchNamespacedPod(
         {
@@ -108,7 +125,13 @@ export class RoutedMarker {
           // Only the version we judged: an edit in between is judged again.
           body: [
             { op: "test", path: "/metadata/resourceVersion", value: pod.metadata?.resourceVersion },
-            { op: "add", path: `/metadata/annotations/${pointer(ANNOTATION.routed)}`, value: "true" },
+            ...(pod.metadata?.annotations
+              ? missing.map(([k, v]) => ({
+                  op: "add",
+                  path: `/metadata/annotations/${pointer(k)}`,
+                  value: v,
+                }))
+              : [{ op: "add", path: "/metadata/annotations", value: Object.fromEntries(missing) }]),
           ],
         },
         setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
@@ -117,7 +140,10 @@ export class RoutedMarker {
       if (apiStatusOf(err) === 422 || apiStatusOf(err) === 409) return "retry";
       throw err;
     }
-    this.log.info({ event: "routed-marked", pod: `${namespace}/${name}` }, "pod marked routed");
+    this.log.info(
+      { event: "pod-annotated", pod: `${namespace}/${name}`, annotations: Object.fromEntries(missing) },
+      "pod annotated from what was programmed for it",
+    );
     return "done";
   }
 }
