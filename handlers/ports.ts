@@ -27,6 +27,7 @@ import {
   namedUuid,
   op,
   TimedOutError,
+  type Condition,
   type DatabaseCache,
   type Operation,
   type OvsdbClient,
@@ -197,7 +198,11 @@ export class PortHandler {
             mac: indexBy.mapKey(PORT_IDS.mac),
           },
         },
-        Logical_Switch: { columns: ["name", "ports"], indexes: { name: indexBy.column("name") } },
+        // By port: which switch holds a port, without walking every switch.
+        Logical_Switch: {
+          columns: ["name", "ports"],
+          indexes: { name: indexBy.column("name"), port: indexBy.column("ports") },
+        },
       })
       .then((cache) => (this.cache = cache));
     this.ready.catch(() => (this.ready = undefined));
@@ -211,16 +216,24 @@ export class PortHandler {
       .map(ownedOf);
   }
 
+  /** The switch that holds a port ("" when none does: it is being dropped). */
+  private switchOf(uuid: string): string {
+    const [ls] = this.cache?.table("Logical_Switch").lookup("port", uuid) ?? [];
+    return ls ? String(ls.name) : "";
+  }
+
+  /** A pod's ports, and which switch holds each: two index lookups. */
+  placedOf(pod: string): Array<OwnedPort & { on: string }> {
+    return this.portsOf(pod).map((p) => ({ ...p, on: this.switchOf(p.uuid) }));
+  }
+
   /** Every port of ours, and which switch holds it. */
   owned(): Array<OwnedPort & { on: string }> {
     const cache = this.cache;
     if (!cache) return [];
-    const switchOf = new Map<string, string>();
-    for (const ls of cache.table("Logical_Switch").all())
-      for (const uuid of (ls.ports as string[] | null) ?? []) switchOf.set(String(uuid), String(ls.name));
     return [...cache.table(LSP).all()]
       .filter((r) => (r.external_ids as Record<string, string>)[PORT_IDS.owner] === OWNER)
-      .map((r) => ({ ...ownedOf(r), on: switchOf.get(String(r._uuid)) ?? "" }));
+      .map((r) => ({ ...ownedOf(r), on: this.switchOf(String(r._uuid)) }));
   }
 
   private holderOf(key: string): string | undefined {
@@ -418,38 +431,25 @@ export class PortHandler {
     if (stored.resourceVersion) ids[PORT_IDS.resourceVersion] = stored.resourceVersion;
     for (const ip of chosen.ips)
       ids[familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6] = addressKey(claim.subnet, ip);
-    const waits: Operation[] = [
-      ...chosen.ips.map((ip) =>
-        op.wait(
-          LSP,
-          [
-            [
-              "external_ids",
-              "includes",
-              { [familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6]: addressKey(claim.subnet, ip) },
-            ],
-            ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }],
-          ],
-          ["name"],
-          "==",
-          [],
-          0,
-        ),
-      ),
-      op.wait(
-        LSP,
-        [
-          ["external_ids", "includes", { [PORT_IDS.mac]: macKey(claim.subnet, chosen.mac) }],
-          ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }],
-        ],
-        ["name"],
-        "==",
-        [],
-        0,
-      ),
-      // The switch must be there, or OVSDB would drop the unreferenced port silently.
-      op.wait("Logical_Switch", [["name", "==", into]], ["name"], "!=", [], 0),
-    ];
+    const notOurs: Condition = ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }];
+    const heldBy = (key: string, value: string): Operation =>
+      op.wait(LSP, [["external_ids", "includes", { [key]: value }], notOurs], ["name"], "==", [], 0);
+    // What each wait guards, in order: an address per family, the MAC, the switch.
+    const guards: Array<{ what: "address" | "mac" | "switch"; ip?: string; wait: Operation }> =
+      chosen.ips.map((ip) => ({
+        what: "address",
+        ip,
+        wait: heldBy(familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6, addressKey(claim.subnet, ip)),
+      }));
+    // A MAC derived from an address the port holds is unique with it; an asked-for or random one is checked.
+    if (chosen.mac !== macOfAddress(chosen.ips[0] as string))
+      guards.push({ what: "mac", wait: heldBy(PORT_IDS.mac, macKey(claim.subnet, chosen.mac)) });
+    // The switch must be there, or OVSDB would drop the unreferenced port silently.
+    guards.push({
+      what: "switch",
+      wait: op.wait("Logical_Switch", [["name", "==", into]], ["name"], "!=", [], 0),
+    });
+    const waits = guards.map((g) => g.wait);
     try {
       await this.northbound.transact(NB, [
         ...waits,
@@ -467,15 +467,14 @@ export class PortHandler {
         op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid("port")]]]),
       ]);
     } catch (err) {
-      if (err instanceof TimedOutError && err.index < chosen.ips.length) {
-        const ip = chosen.ips[err.index] as string;
+      const failed = err instanceof TimedOutError ? guards[err.index] : undefined;
+      if (failed?.what === "address")
         throw new AddressTaken(
-          `${ip} was just taken in subnet ${claim.subnet} by pod ${this.holderOf(addressKey(claim.subnet, ip)) ?? "another pod"}`,
+          `${failed.ip} was just taken in subnet ${claim.subnet} by pod ${this.holderOf(addressKey(claim.subnet, failed.ip as string)) ?? "another pod"}`,
         );
-      }
-      if (err instanceof TimedOutError && err.index === chosen.ips.length)
+      if (failed?.what === "mac")
         throw new AddressTaken(`MAC ${chosen.mac} was just taken in subnet ${claim.subnet}`);
-      if (err instanceof TimedOutError)
+      if (failed?.what === "switch")
         throw new IntentRefused(
           `logical switch ${into} does not exist in OVN Northbound${into === CLAIMS_SWITCH ? " (it is made at start-up)" : ` (subnet ${claim.subnet} is programmed from its stored Subnet)`}`,
         );
@@ -496,7 +495,7 @@ export class PortHandler {
       p.subnet === stored.subnet &&
       p.mac === stored.mac.toLowerCase() &&
       p.ips.join(",") === stored.ips.map(canonicalIp).join(",");
-    const placed = this.owned().filter((p) => p.pod === stored.pod);
+    const placed = this.placedOf(stored.pod);
     const live = placed.find((p) => p.on === stored.subnet && same(p) && p.enabled);
     if (live && placed.length === 1) return "unchanged";
     const claimed = placed.find(
@@ -583,7 +582,7 @@ export class PortHandler {
   /** Removes the pod's ports and claims. */
   async release(pod: string): Promise<PortOutcome> {
     await this.ports();
-    const placed = this.owned().filter((p) => p.pod === pod && p.on);
+    const placed = this.placedOf(pod).filter((p) => p.on);
     if (placed.length === 0) return "unchanged";
     await this.northbound.transact(
       NB,
@@ -610,6 +609,7 @@ export class PortHandler {
       }
     }
     const now = Date.now();
+
     const gone = this.owned().filter((p) => {
       if (!p.on || now - p.since < graceMs) return false;
       const asked = byPod.get(p.pod);
