@@ -25,7 +25,9 @@ import type { EncapHandler } from "./encap.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler } from "./nat.js";
 import type { PortHandler } from "./ports.js";
-import { switchPlanOf, type SubnetSwitches, type SubnetSwitchSettings } from "./switches.js";
+import type { NodeSubnets } from "./node-subnets.js";
+import type { NetworkModel } from "../webhooks/rules.js";
+import { SubnetSwitches, switchPlanOf, type SubnetSwitchSettings } from "./switches.js";
 import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../webhooks/ports.js";
 
 export interface ProgrammerParts {
@@ -43,6 +45,9 @@ export interface ProgrammerParts {
   ) => void;
   /** `--default-subnet`: a pod's subnet when nothing else names one. */
   defaultSubnet?: string;
+  networkModel?: NetworkModel;
+  /** ovn-kubernetes: node switches. */
+  nodeSubnets?: NodeSubnets;
 }
 
 /** The NAT a stored pod asks for: nothing once it has finished (its IP may go to another pod). */
@@ -105,6 +110,7 @@ export class Programmer {
     node: NodeFacts,
     previous: NodeFacts | undefined,
   ): void {
+    this.onNodeSwitch(event, node);
     if (event === "DELETED") {
       this.enqueue(`node/${node.name}`, "encap", async () => this.parts.encap.forgetNode(node.name));
       return;
@@ -115,6 +121,23 @@ export class Programmer {
     if (!changed || (Object.keys(planes).length === 0 && Object.keys(before).length === 0)) return;
     this.enqueue(`node/${node.name}`, "encap", () =>
       this.parts.encap.programNode({ node: node.name, internalIP: node.internalIP, planes }),
+    );
+  }
+
+  /** ovn-kubernetes: a stored node's switch gets its router port; a deleted node's goes once empty. */
+  private onNodeSwitch(event: "ADDED" | "MODIFIED" | "DELETED", node: NodeFacts): void {
+    const { switches, networkModel } = this.parts;
+    const subnet = node.annotations[ANNOTATION.hostSubnet];
+    if (!switches || networkModel !== "ovn-kubernetes" || !subnet) return;
+    const key = `node-switch/${node.name}`;
+    if (event === "DELETED") {
+      this.enqueue(key, "node-switch", () =>
+        switches.remove(node.name, switches.planOfNode(node.name, subnet)),
+      );
+      return;
+    }
+    this.enqueue(key, "node-switch", () =>
+      switches.program(SubnetSwitches.nodeSubnet(node, subnet), node.name),
     );
   }
 
@@ -140,12 +163,13 @@ export class Programmer {
     const ports = this.parts.ports;
     if (!ports) return;
     const key = `pod/${pod.key}`;
-    const wanted = event !== "DELETED" && holdsAddresses(pod) ? storedPortOf(pod) : undefined;
-    const before = previous && holdsAddresses(previous) ? storedPortOf(previous) : undefined;
+    const model = this.parts.networkModel ?? "kube-ovn";
+    const wanted = event !== "DELETED" && holdsAddresses(pod) ? storedPortOf(pod, model) : undefined;
+    const before = previous && holdsAddresses(previous) ? storedPortOf(previous, model) : undefined;
     if (wanted) {
       if (!before || !sameJson({ ...wanted, resourceVersion: "" }, { ...before, resourceVersion: "" }))
         this.enqueue(key, "port", () => ports.program(wanted));
-    } else if (before || (event === "DELETED" && storedPortOf(pod))) {
+    } else if (before || (event === "DELETED" && storedPortOf(pod, model))) {
       this.enqueue(key, "port", () => ports.release(pod.key));
     } else if (event !== "DELETED" && pod.nodeName && !previous?.nodeName && holdsAddresses(pod)) {
       this.addressBoundPod(pod);
@@ -167,7 +191,8 @@ export class Programmer {
       pod.uid,
       pod.annotations,
       this.view,
-      this.parts.defaultSubnet ?? "",
+      { defaultSubnet: this.parts.defaultSubnet ?? "", networkModel: this.parts.networkModel ?? "kube-ovn" },
+      pod.nodeName,
     );
     if (!decided) return;
     if (!isIntent(decided)) {

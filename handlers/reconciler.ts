@@ -12,7 +12,9 @@ import { ANNOTATION } from "../webhooks/annotations.js";
 import { holdsAddresses, type NatWant } from "../webhooks/gateway.js";
 import { storedPortOf } from "../webhooks/ports.js";
 import type { PortHandler } from "./ports.js";
-import type { SubnetSwitches } from "./switches.js";
+import { SubnetSwitches } from "./switches.js";
+import type { NodeSubnets } from "./node-subnets.js";
+import type { NetworkModel } from "../webhooks/rules.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
 import { natWantOfStored } from "./programmer.js";
@@ -41,6 +43,9 @@ export interface ReconcilerOptions {
   /** Pods' ports and subnets' switches, when the service programs them. */
   ports?: PortHandler;
   switches?: SubnetSwitches;
+  networkModel?: NetworkModel;
+  /** ovn-kubernetes: node switches, released when their Node is gone. */
+  nodeSubnets?: NodeSubnets;
 }
 
 export class Reconciler {
@@ -89,11 +94,36 @@ export class Reconciler {
           );
       }
     }
+    const { nodeSubnets, networkModel } = this.options;
+    if (switches && networkModel === "ovn-kubernetes" && this.view.knows("Node")) {
+      const stored = new Set<string>();
+      for (const node of this.view.nodes()) {
+        const subnet = node.annotations[ANNOTATION.hostSubnet];
+        if (!subnet) continue;
+        stored.add(node.name);
+        await switches
+          .program(SubnetSwitches.nodeSubnet(node, subnet), node.name)
+          .catch((err: Error) =>
+            this.log.warn(
+              { event: "node-switch-failed", node: node.name, error: err.message },
+              "node switch not programmed",
+            ),
+          );
+      }
+      await nodeSubnets
+        ?.releaseGone(stored, this.options.graceMs)
+        .catch((err: Error) =>
+          this.log.warn(
+            { event: "node-subnets-release-failed", error: err.message },
+            "node subnets not released",
+          ),
+        );
+    }
     if (ports && this.view.knows("Pod")) {
       const stored = this.view
         .podsWithAddresses()
         .filter(holdsAddresses)
-        .map(storedPortOf)
+        .map((pod) => storedPortOf(pod, this.options.networkModel))
         .filter((p): p is NonNullable<typeof p> => p !== undefined);
       await ports
         .reconcile(stored, this.options.graceMs)

@@ -11,14 +11,32 @@
 import type { Logger } from "pino";
 import { namedUuid, op, TimedOutError, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import type { SubnetFacts } from "../cluster/facts.js";
-import { addressOf, macOfAddress, networkAddress, prefixOf, rangeOf } from "../webhooks/addresses.js";
+import {
+  addressOf,
+  firstHostOf,
+  macOfAddress,
+  networkAddress,
+  prefixOf,
+  rangeOf,
+} from "../webhooks/addresses.js";
 import { DEFAULT_VPC } from "../webhooks/subnets.js";
 import { IntentRefused } from "./intents.js";
 
 const NB = "OVN_Northbound";
-const OWNER_KEY = "ovn-admission.io/owner";
-const OWNER = "subnet";
-const SUBNET_KEY = "ovn-admission.io/subnet";
+
+/** external_ids of our subnet switches (Kube-OVN Subnets, and ovn-kubernetes node switches). */
+export const SUBNET_IDS = {
+  owner: "ovn-admission.io/owner",
+  ownerValue: "subnet",
+  subnet: "ovn-admission.io/subnet",
+  /** ovn-kubernetes: the node whose switch it is. */
+  node: "ovn-admission.io/node",
+  uid: "ovn-admission.io/uid",
+  since: "ovn-admission.io/since",
+} as const;
+const OWNER_KEY = SUBNET_IDS.owner;
+const OWNER = SUBNET_IDS.ownerValue;
+const SUBNET_KEY = SUBNET_IDS.subnet;
 
 export interface SubnetSwitchSettings {
   /** The default VPC's router (`--cluster-router`). */
@@ -68,8 +86,38 @@ export class SubnetSwitches {
     return { [OWNER_KEY]: OWNER, [SUBNET_KEY]: subnet };
   }
 
-  /** Creates or updates the subnet's switch and its router port. */
-  async program(subnet: SubnetFacts): Promise<"written" | "unchanged"> {
+  /** An ovn-kubernetes node's switch seen as a subnet: its host subnet, the first address its gateway. */
+  static nodeSubnet(
+    node: { name: string; uid: string; resourceVersion: string },
+    subnet: string,
+  ): SubnetFacts {
+    return {
+      key: node.name,
+      name: node.name,
+      namespace: "",
+      uid: node.uid,
+      resourceVersion: node.resourceVersion,
+      cidrBlock: subnet,
+      gateway: firstHostOf(subnet),
+      provider: "",
+      vpc: "",
+      vlan: "",
+      nodeNetwork: "",
+      namespaces: [],
+      isDefault: false,
+      excludeIps: [],
+    };
+  }
+
+  planOfNode(node: string, subnet: string) {
+    return switchPlanOf(
+      SubnetSwitches.nodeSubnet({ name: node, uid: "", resourceVersion: "" }, subnet),
+      this.settings,
+    );
+  }
+
+  /** Creates or updates the subnet's switch and its router port; `node` marks an ovn-kubernetes node's switch. */
+  async program(subnet: SubnetFacts, node?: string): Promise<"written" | "unchanged"> {
     if (!subnet.cidrBlock) return "unchanged";
     const plan = switchPlanOf(subnet, this.settings);
     const byName = (name: string): [string, "==", string] => ["name", "==", name];
@@ -101,7 +149,11 @@ export class SubnetSwitches {
         op.wait("Logical_Switch", [byName(plan.name)], ["name"], "==", [], 0),
         op.insert(
           "Logical_Switch",
-          { name: plan.name, other_config: plan.otherConfig, external_ids: this.owned(plan.name) },
+          {
+            name: plan.name,
+            other_config: plan.otherConfig,
+            external_ids: { ...this.owned(plan.name), ...(node ? { [SUBNET_IDS.node]: node } : {}) },
+          },
           { uuidName: "ls" },
         ),
       );
@@ -142,7 +194,7 @@ export class SubnetSwitches {
     try {
       await this.northbound.transact(NB, ops);
     } catch (err) {
-      if (err instanceof TimedOutError) return this.program(subnet); // another replica made it: update it
+      if (err instanceof TimedOutError) return this.program(subnet, node); // another replica made it: update it
       throw err;
     }
     this.log.info(

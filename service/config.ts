@@ -7,7 +7,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRemotes } from "ovsdb-client";
 import type { FailureMode } from "../webhooks/admit.js";
-import type { RuleSettings } from "../webhooks/rules.js";
+import { isCidr, networkOf, prefixOf } from "../webhooks/addresses.js";
+import type { NetworkModel, RuleSettings } from "../webhooks/rules.js";
 
 export interface Config {
   host: string;
@@ -33,6 +34,10 @@ export interface Config {
   policyLabel: string;
   maxRateMbps: number;
   defaultSubnet: string;
+  /** kube-ovn: Subnets are logical switches; ovn-kubernetes (seed 002): one switch per node, its subnet carved from clusterIpSubnet. */
+  networkModel: NetworkModel;
+  clusterIpSubnet: string | undefined;
+  nodeSubnetPrefix: number;
   cniPlugins: string[];
   sharedAttachmentNamespaces: string[];
   /** How to reach a node's Open_vSwitch database; {nodeIP} and {nodeName} are filled in. */
@@ -250,6 +255,32 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     describe: "subnet of pods that name none and whose namespace no subnet claims",
     fallback: () => "ovn-default",
     parse: text,
+  },
+  networkModel: {
+    key: "networkModel",
+    flag: "network-model",
+    env: "OVN_ADMISSION_NETWORK_MODEL",
+    describe:
+      "kube-ovn (Subnets are logical switches, ports <pod>.<namespace>) or ovn-kubernetes (seed 002: one logical switch per node, ports <namespace>_<pod>)",
+    fallback: () => "kube-ovn",
+    parse: oneOf<NetworkModel>("kube-ovn", "ovn-kubernetes"),
+  },
+  clusterIpSubnet: {
+    key: "clusterIpSubnet",
+    flag: "cluster-ip-subnet",
+    env: "OVN_ADMISSION_CLUSTER_IP_SUBNET",
+    describe: "ovn-kubernetes: the pod network node subnets are carved from (seed 002: 192.168.0.0/16)",
+    fallback: () => undefined,
+    parse: (t, flag) =>
+      isCidr(t) && t === networkOf(t) ? t : fail(flag, "a network in CIDR notation (e.g. 192.168.0.0/16)", t),
+  },
+  nodeSubnetPrefix: {
+    key: "nodeSubnetPrefix",
+    flag: "node-subnet-prefix",
+    env: "OVN_ADMISSION_NODE_SUBNET_PREFIX",
+    describe: "ovn-kubernetes: the prefix length of each node's subnet (seed 002: 24)",
+    fallback: () => "24",
+    parse: integer(1, 127),
   },
   cniPlugins: {
     key: "cniPlugins",
@@ -493,6 +524,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   const done = config as Config;
   // Kubernetes sets this in every pod.
   done.inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  if (done.networkModel === "ovn-kubernetes") {
+    if (!done.clusterIpSubnet)
+      throw new ConfigError("--network-model ovn-kubernetes needs --cluster-ip-subnet (e.g. 192.168.0.0/16)");
+    const clusterPrefix = Number(prefixOf(done.clusterIpSubnet));
+    const bits = done.clusterIpSubnet.includes(":") ? 128 : 32;
+    if (done.nodeSubnetPrefix <= clusterPrefix || done.nodeSubnetPrefix > bits - 2)
+      throw new ConfigError(
+        `--node-subnet-prefix: expected a prefix longer than --cluster-ip-subnet's /${clusterPrefix} and at most /${bits - 2}, found ${done.nodeSubnetPrefix}`,
+      );
+  }
   if ((done.tlsCertFile === undefined) !== (done.tlsKeyFile === undefined)) {
     throw new ConfigError(
       "--tls-cert-file and --tls-key-file go together: give both, or neither for development certificates",
@@ -506,6 +547,7 @@ export function ruleSettings(config: Config): RuleSettings {
   return {
     maxRateMbps: config.maxRateMbps,
     defaultSubnet: config.defaultSubnet,
+    networkModel: config.networkModel,
     cniPlugins: config.cniPlugins,
     sharedAttachmentNamespaces: config.sharedAttachmentNamespaces,
   };

@@ -23,6 +23,7 @@ import { Programmer } from "../handlers/programmer.js";
 import { Reconciler } from "../handlers/reconciler.js";
 import { PortHandler } from "../handlers/ports.js";
 import { SubnetSwitches } from "../handlers/switches.js";
+import { NodeSubnets } from "../handlers/node-subnets.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
@@ -181,6 +182,15 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   const ports = new PortHandler(northbound, log);
   const switchSettings = { clusterRouter: config.clusterRouter };
   const switches = new SubnetSwitches(northbound, switchSettings, log);
+  const nodeSubnets =
+    config.networkModel === "ovn-kubernetes" && config.clusterIpSubnet
+      ? new NodeSubnets(
+          northbound,
+          { clusterIpSubnet: config.clusterIpSubnet, nodeSubnetPrefix: config.nodeSubnetPrefix },
+          switches,
+          log,
+        )
+      : undefined;
   // With a cluster, one replica reconciles: the holder of the Lease. Without one there is only us.
   const elector = cluster
     ? new LeaseElector(
@@ -222,6 +232,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       leading,
       ports,
       switches,
+      networkModel: config.networkModel,
+      ...(nodeSubnets ? { nodeSubnets } : {}),
     },
     log,
   );
@@ -236,6 +248,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       switches,
       switchSettings,
       defaultSubnet: config.defaultSubnet,
+      networkModel: config.networkModel,
+      ...(nodeSubnets ? { nodeSubnets } : {}),
       ...(marker ? { annotate: marker.annotate.bind(marker) } : {}),
     },
     leading,
@@ -313,7 +327,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     metrics,
     view,
     routes: parts.routes ?? ROUTES,
-    handlers: parts.handlers ?? new IntentHandlers({ ...nat.intents, ...ports.intents }),
+    handlers:
+      parts.handlers ?? new IntentHandlers({ ...nat.intents, ...ports.intents, ...nodeSubnets?.intents }),
     settings: ruleSettings(config),
     policyLabel: config.policyLabel,
     deadlineMs: config.deadlineMs,

@@ -138,3 +138,9 @@ export function macOfAddress(ip: string): string {
   const bytes = ipaddr.parse(ip).toByteArray().slice(-4);
   return ["0a", "58", ...bytes.map((b) => b.toString(16).padStart(2, "0"))].join(":");
 }
+
+/** The first address after a network's own: where ovn-kubernetes puts a node subnet's gateway. */
+export function firstHostOf(cidr: string): string {
+  const range = rangeOf(cidr);
+  return numberToAddress(range.first + 1n, range.family);
+}

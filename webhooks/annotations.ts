@@ -9,6 +9,8 @@ export const ANNOTATION = {
   cidr: "ovn.kubernetes.io/cidr",
   allocated: "ovn.kubernetes.io/allocated",
   ipPool: "ovn.kubernetes.io/ip_pool",
+  /** ovn-kubernetes (seed 002): a Node's subnet, carved from --cluster-ip-subnet. */
+  hostSubnet: "ovn_host_subnet",
   /** ovn-kubernetes (seed 002): JSON with ip_address (with prefix), mac_address and gateway_ip. */
   ovn: "ovn",
   eip: "ovn.kubernetes.io/eip",

@@ -13,7 +13,7 @@ import { buildPatch, editable } from "./patch.js";
 import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "./planes.js";
 import type { RuleSettings } from "./rules.js";
 import { subnetOfPod } from "./subnets.js";
-import { allow, deny, reject, type Verdict } from "./verdict.js";
+import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
 
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
 
@@ -62,6 +62,16 @@ function named(keys: string[], most = 5): string {
 export function validateNode(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const name = nodeName(request);
   const annotations = annotationsOf(request.object);
+  // The view's copy too: kube-apiserver 1.20.2 sends a validating webhook a Node oldObject equal to the new one.
+  const hostSubnetBefore = [
+    annotationsOf(request.oldObject)[ANNOTATION.hostSubnet],
+    view.node(name)?.annotations[ANNOTATION.hostSubnet],
+  ].find((before) => before && before !== annotations[ANNOTATION.hostSubnet]);
+  if (hostSubnetBefore) {
+    return deny(
+      `${annotationField(ANNOTATION.hostSubnet)}: node ${name}'s subnet is allocated and never changes (was ${hostSubnetBefore}, found ${JSON.stringify(annotations[ANNOTATION.hostSubnet] ?? null)}); its pods' addresses are in it`,
+    );
+  }
   const networks = readNodeNetworks(annotations[ANNOTATION.nodeNetworks]);
   const field = annotationField(ANNOTATION.nodeNetworks);
   if (networks.problems.length > 0) return reject(`${field}: ${networks.problems.join("; ")}`);
@@ -100,12 +110,32 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
   return allow();
 }
 
-export function mutateNode(request: AdmissionRequest): Verdict {
+/**
+ * ovn-kubernetes (seed 002): a node without its subnet claims the next free
+ * block of --cluster-ip-subnet; the answer is its `ovn_host_subnet`.
+ */
+function nodeSubnetClaim(request: AdmissionRequest, settings: RuleSettings | undefined): Intent[] {
+  if (settings?.networkModel !== "ovn-kubernetes") return [];
+  const object = request.object as KubeObject;
+  if (annotationsOf(object)[ANNOTATION.hostSubnet]) return [];
+  const node = object.metadata?.name ?? request.name;
+  return [
+    {
+      kind: "node-subnet-claim",
+      owner: node,
+      spec: { node, uid: object.metadata?.uid ?? "" },
+      preview: true,
+    },
+  ];
+}
+
+export function mutateNode(request: AdmissionRequest, _view?: ClusterView, settings?: RuleSettings): Verdict {
   const object = request.object as KubeObject;
   const annotations = annotationsOf(object);
+  const intents = nodeSubnetClaim(request, settings);
   const networks = readNodeNetworks(annotations[ANNOTATION.nodeNetworks]);
   // An annotation that does not parse is denied by validateNode; leave the labels as they are.
-  if (networks.problems.length > 0) return allow();
+  if (networks.problems.length > 0) return allow({ intents });
   const node = editable(object);
   node.metadata ??= {};
   const labels: Record<string, string> = { ...(node.metadata.labels ?? {}) };
@@ -116,5 +146,5 @@ export function mutateNode(request: AdmissionRequest): Verdict {
   for (const plane of Object.keys(networks.planes)) labels[planeLabel(plane)] = "true";
   if (Object.keys(labels).length > 0 || node.metadata.labels) node.metadata.labels = labels;
 
-  return allow({ patch: buildPatch(object, node) });
+  return allow({ patch: buildPatch(object, node), intents });
 }

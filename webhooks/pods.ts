@@ -327,7 +327,8 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
         object.metadata?.uid ?? "",
         annotationsOf(object),
         view,
-        settings.defaultSubnet,
+        settings,
+        nodeName,
       )
     : undefined;
   if (claim && !isIntent(claim)) return claim;
@@ -429,14 +430,7 @@ export function mutatePodBinding(
   // A pod the view has not seen yet is judged on what we have: nothing to check.
   if (!node || !pod) return allow();
   // The node is known now: the pod's address is taken, and reaches it through the Binding's annotations.
-  const claim = portClaimOf(
-    request.namespace,
-    request.name,
-    pod.uid,
-    pod.annotations,
-    view,
-    settings.defaultSubnet,
-  );
+  const claim = portClaimOf(request.namespace, request.name, pod.uid, pod.annotations, view, settings, node);
   if (claim && !isIntent(claim)) return claim;
   const intents = claim ? [claim] : [];
   const plane = planeOf(

@@ -12,12 +12,15 @@ import {
   canonicalIp,
   cidrContains,
   excludedRanges,
+  firstHostOf,
+  isCidr,
   isIpAddress,
   isUnicastMac,
   networkAddress,
 } from "./addresses.js";
 import { ANNOTATION, annotationField } from "./annotations.js";
 import { subnetOfPod } from "./subnets.js";
+import type { NetworkModel, RuleSettings } from "./rules.js";
 import { deny, reject, type Intent, type Verdict } from "./verdict.js";
 
 /** What a claim is made from: the pod as admission saw it and its subnet as the view holds it. */
@@ -58,7 +61,10 @@ const list = (text: string | undefined): string[] =>
     .filter(Boolean);
 
 /** Why `ip` cannot be a pod's address in `subnet`, or undefined when it can. */
-function addressProblem(ip: string, subnet: SubnetFacts): string | undefined {
+function addressProblem(
+  ip: string,
+  subnet: Pick<SubnetFacts, "name" | "cidrBlock" | "gateway" | "excludeIps">,
+): string | undefined {
   const cidrs = list(subnet.cidrBlock);
   const cidr = cidrs.find((c) => cidrContains(c, ip));
   if (!cidr) return `${ip} is outside subnet ${subnet.name} (${cidrs.join(",")})`;
@@ -85,10 +91,11 @@ export function portClaimOf(
   uid: string,
   annotations: Readonly<Record<string, string>>,
   view: ClusterView,
-  defaultSubnet: string,
+  settings: Pick<RuleSettings, "defaultSubnet" | "networkModel">,
+  node: string,
 ): Intent | Verdict | undefined {
   if (annotations[ANNOTATION.allocated] === "true") return undefined;
-  const subnet = subnetOfPod(namespace, annotations, view, defaultSubnet);
+  const subnet = subnetForPod(namespace, annotations, view, settings, node);
   if (!subnet?.cidrBlock) return undefined;
   const ips = list(annotations[ANNOTATION.ipAddress]).map(addressOf);
   for (const ip of ips) {
@@ -111,7 +118,7 @@ export function portClaimOf(
   const claim: PortClaim = {
     pod: `${namespace}/${name}`,
     uid,
-    port: `${name}.${namespace}`,
+    port: portNameOf(namespace, name, settings.networkModel),
     subnet: subnet.name,
     cidrs: list(subnet.cidrBlock),
     gateways: list(subnet.gateway),
@@ -123,13 +130,37 @@ export function portClaimOf(
   return { kind: "port-claim", owner: claim.pod, spec: claim, preview: true };
 }
 
+/** Kube-OVN names a pod's port `<pod>.<namespace>`; ovn-kubernetes (seed 002) `<namespace>_<pod>`. */
+export function portNameOf(namespace: string, name: string, model: NetworkModel): string {
+  return model === "ovn-kubernetes" ? `${namespace}_${name}` : `${name}.${namespace}`;
+}
+
+/**
+ * The subnet a pod's address comes from: Kube-OVN's (its annotation, its
+ * namespace's, the default); under ovn-kubernetes its node's switch, from
+ * the node's `ovn_host_subnet` (undefined until the node has one).
+ */
+function subnetForPod(
+  namespace: string,
+  annotations: Readonly<Record<string, string>>,
+  view: ClusterView,
+  settings: Pick<RuleSettings, "defaultSubnet" | "networkModel">,
+  node: string,
+): Pick<SubnetFacts, "name" | "cidrBlock" | "gateway" | "excludeIps"> | undefined {
+  if (settings.networkModel !== "ovn-kubernetes")
+    return subnetOfPod(namespace, annotations, view, settings.defaultSubnet);
+  const hostSubnet = view.node(node)?.annotations[ANNOTATION.hostSubnet];
+  if (!hostSubnet || !isCidr(hostSubnet)) return undefined;
+  return { name: node, cidrBlock: hostSubnet, gateway: firstHostOf(hostSubnet), excludeIps: [] };
+}
+
 /** A claim is an intent; a denial is a verdict. */
 export function isIntent(decided: Intent | Verdict | undefined): decided is Intent {
   return decided !== undefined && "kind" in decided;
 }
 
 /** The port a stored pod asks for, from its annotations; undefined until it is allocated. */
-export function storedPortOf(pod: PodFacts) {
+export function storedPortOf(pod: PodFacts, model: NetworkModel = "kube-ovn") {
   const a = pod.annotations;
   if (a[ANNOTATION.allocated] !== "true" || !a[ANNOTATION.logicalSwitch] || !a[ANNOTATION.macAddress])
     return undefined;
@@ -137,7 +168,7 @@ export function storedPortOf(pod: PodFacts) {
   if (ips.length === 0 || !isUnicastMac(a[ANNOTATION.macAddress] as string)) return undefined;
   return {
     pod: pod.key,
-    port: `${pod.name}.${pod.namespace}`,
+    port: portNameOf(pod.namespace, pod.name, model),
     uid: pod.uid,
     resourceVersion: pod.resourceVersion,
     subnet: a[ANNOTATION.logicalSwitch] as string,

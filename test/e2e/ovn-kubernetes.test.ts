@@ -1,0 +1,122 @@
+/**
+ * ovn-kubernetes mode (seed 002) through a real kube-apiserver: each Node
+ * gets a subnet of --cluster-ip-subnet in `ovn_host_subnet` and its own
+ * logical switch with a router port; a pod gets an address of its node's
+ * subnet, the `ovn` annotation, and the port `<namespace>_<pod>`.
+ */
+import t from "tap";
+import { CoreV1Api } from "@kubernetes/client-node";
+import { op } from "ovsdb-client";
+import { apiMessage, kubeFor } from "../harness/kube.js";
+import { serviceFor } from "../harness/service.js";
+import { waitFor } from "../harness/wait.js";
+
+const NB = "OVN_Northbound";
+
+t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's", async (t) => {
+  const kube = await kubeFor(t);
+  const s = await serviceFor(t, [
+    "--kubeconfig",
+    kube.kubeconfigFile,
+    "--network-model",
+    "ovn-kubernetes",
+    "--cluster-ip-subnet",
+    "192.168.0.0/16",
+    "--node-subnet-prefix",
+    "24",
+    "--lease-namespace",
+    "default",
+    "--reconcile-interval",
+    "1",
+    "--nat-release-grace",
+    "2",
+  ]);
+  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  const nb = s.service.northbound;
+
+  // Nodes as kubelets register them: seed 002's master and a minion.
+  const created = await waitFor("the node webhook to answer with a subnet", async () => {
+    const node = await core
+      .createNode({ body: { metadata: { name: "kube-master" } } })
+      .catch(() => undefined);
+    return node?.metadata?.annotations?.ovn_host_subnet ? node : undefined;
+  });
+  t.equal(created.metadata?.annotations?.ovn_host_subnet, "192.168.0.0/24");
+  const minion = await core.createNode({ body: { metadata: { name: "kube-minion1" } } });
+  t.equal(
+    minion.metadata?.annotations?.ovn_host_subnet,
+    "192.168.1.0/24",
+    "the next block for the next node",
+  );
+
+  const routerPort = async (name: string) => {
+    const [found] = await nb.transact(NB, [
+      op.select("Logical_Router_Port", [["name", "==", name]], ["networks"]),
+    ]);
+    return found?.rows?.[0]?.networks;
+  };
+  await waitFor(
+    "the minion's router port",
+    async () => (await routerPort("ovn-cluster-kube-minion1")) !== undefined,
+  );
+  t.same(
+    await routerPort("ovn-cluster-kube-minion1"),
+    ["192.168.1.1/24"],
+    "the node switch's gateway on the cluster router",
+  );
+
+  const changed = await core.readNode({ name: "kube-minion1" });
+  changed.metadata!.annotations!.ovn_host_subnet = "192.168.9.0/24";
+  t.match(
+    await core.replaceNode({ name: "kube-minion1", body: changed }).then(() => "replaced", apiMessage),
+    /ovn_host_subnet"\]: node kube-minion1's subnet is allocated and never changes \(was 192\.168\.1\.0\/24/,
+  );
+
+  await core.createNamespace({ body: { metadata: { name: "shop" } } });
+  await waitFor(
+    "the view to have the minion's subnet",
+    () => s.service.view.node("kube-minion1")?.annotations.ovn_host_subnet !== undefined,
+  );
+  const pod = await core.createNamespacedPod({
+    namespace: "shop",
+    body: {
+      metadata: { name: "web" },
+      spec: { nodeName: "kube-minion1", containers: [{ name: "c", image: "i" }] },
+    },
+  });
+  t.equal(
+    pod.metadata?.annotations?.ovn,
+    '{"ip_address":"192.168.1.2/24","mac_address":"0a:58:c0:a8:01:02","gateway_ip":"192.168.1.1"}',
+    "seed 002's ovn annotation: an address of the node's subnet",
+  );
+  const portOn = async () => {
+    const [sw, ports] = await nb.transact(NB, [
+      op.select("Logical_Switch", [["name", "==", "kube-minion1"]], ["ports"]),
+      op.select("Logical_Switch_Port", [["name", "==", "shop_web"]], ["_uuid", "addresses", "enabled"]),
+    ]);
+    const port = ports?.rows?.[0];
+    const on = ((sw?.rows?.[0]?.ports as string[] | undefined) ?? []).map(String);
+    return port && on.includes(String(port._uuid)) && port.enabled !== false ? port.addresses : undefined;
+  };
+  await waitFor("the pod's port on its node's switch", async () => (await portOn()) !== undefined).catch(
+    () => undefined,
+  );
+  t.same(await portOn(), ["0a:58:c0:a8:01:02 192.168.1.2"], "port shop_web on switch kube-minion1, enabled");
+
+  // Gone: the pod's port, then the node's switch.
+  await core.deleteNamespacedPod({ namespace: "shop", name: "web", gracePeriodSeconds: 0 });
+  await waitFor("the port released", async () => (await portOn()) === undefined);
+  await core.deleteNode({ name: "kube-minion1" });
+  await waitFor("the node's switch released", async () => {
+    const [found] = await nb.transact(NB, [
+      op.select("Logical_Switch", [["name", "==", "kube-minion1"]], ["name"]),
+    ]);
+    return (found?.rows?.length ?? 1) === 0;
+  }).catch(() => undefined);
+  const [left] = await nb.transact(NB, [
+    op.select("Logical_Switch", [["name", "==", "kube-minion1"]], ["name"]),
+    op.select("Logical_Router_Port", [["name", "==", "ovn-cluster-kube-minion1"]], ["name"]),
+  ]);
+  t.same(left?.rows, [], "the deleted node's switch and router port are gone");
+});
