@@ -17,12 +17,12 @@
  */
 import type { Logger } from "pino";
 import {
-  AlreadyTakenError,
   ConnectionClosedError,
   RequestTimeoutError,
   namedUuid,
   op,
   TimedOutError,
+  unlessTaken,
   type Claim,
   type Operation,
   type OvsdbClient,
@@ -68,6 +68,15 @@ export interface OwnedNat extends NatRow {
   uid: string;
   since: number;
   on: "router" | "claims" | "nowhere";
+}
+
+/** Part of another transaction: waits first, writes after, and what a failed wait (by index) means. */
+export interface ClaimPart {
+  waits: Operation[];
+  writes: Operation[];
+  explain: (index: number) => Promise<Error>;
+  /** Called once the transaction committed. */
+  done: () => void;
 }
 
 /** The stored pod a row is programmed from. */
@@ -187,21 +196,7 @@ export class NatHandler {
     return this.retrying(claim.pod, async () => {
       const current = await this.owned(claim.pod);
       if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return "held";
-      const row: Row = {
-        type: claim.holds.type,
-        external_ip: claim.holds.external_ip,
-        logical_ip: unspecified(claim.holds.external_ip),
-        external_ids: {
-          [NAT_IDS.owner]: OWNER,
-          [NAT_IDS.pod]: claim.pod,
-          [NAT_IDS.uid]: claim.uid,
-          [NAT_IDS.since]: String(Date.now()),
-        },
-      };
-      await this.take(claim.pod, claim.holds, current, CLAIMS_ROUTER, [
-        op.insert("NAT", row, { uuidName: "nat" }),
-        op.mutate("Logical_Router", [["name", "==", CLAIMS_ROUTER]], [["nat", "insert", [namedUuid("nat")]]]),
-      ]);
+      await this.take(claim.pod, claim.holds, current, CLAIMS_ROUTER, this.claimWrites(claim));
       this.log.info(
         { event: "nat-claimed", pod: claim.pod, uid: claim.uid, ...claim.holds },
         "address claimed",
@@ -346,6 +341,36 @@ export class NatHandler {
   }
 
   /** Runs `operations` only if no other pod's row (nor a row not ours) has the address, and `router` exists. */
+  /**
+   * The `wait`s under which a pod may take `holds` on `router`, and what a
+   * failed one means: the address is another's (the holder named), the
+   * router is missing, or the pod's rows changed meanwhile (retry).
+   */
+  private guardsFor(pod: string, holds: NatAddress, current: readonly OwnedNat[], router: string) {
+    const notOurs: Claim["where"] = [["external_ids", "excludes", { [NAT_IDS.pod]: pod }]];
+    // An EIP is nobody else's, not even a shared SNAT address; an SNAT address is shared, but never someone's EIP.
+    const claim: Claim =
+      holds.type === "dnat_and_snat"
+        ? { table: "NAT", values: { external_ip: holds.external_ip }, where: notOurs }
+        : { table: "NAT", values: { external_ip: holds.external_ip, type: "dnat_and_snat" }, where: notOurs };
+    const waits: Operation[] = [
+      unlessTaken(claim),
+      op.wait("Logical_Router", [["name", "==", router]], ["name"], "!=", [], 0),
+      this.podRowsUnchanged(pod, current),
+    ];
+    const explain = async (index: number): Promise<Error> => {
+      if (index === 0) return this.refusal(pod, holds);
+      if (index === 1)
+        return new IntentRefused(
+          router === CLAIMS_ROUTER
+            ? `logical router ${CLAIMS_ROUTER} (where addresses are held) does not exist in OVN Northbound; it is made at start-up`
+            : `logical router ${router} does not exist in OVN Northbound (made by the CNI; see --cluster-router)`,
+        );
+      return new PodRowsChanged(pod);
+    };
+    return { waits, explain };
+  }
+
   private async take(
     pod: string,
     holds: NatAddress,
@@ -353,31 +378,54 @@ export class NatHandler {
     router: string,
     operations: Operation[],
   ): Promise<void> {
-    const notOurs: Claim["where"] = [["external_ids", "excludes", { [NAT_IDS.pod]: pod }]];
-    // An EIP is nobody else's, not even a shared SNAT address; an SNAT address is shared, but never someone's EIP.
-    const claims: Claim[] = [
-      holds.type === "dnat_and_snat"
-        ? { table: "NAT", values: { external_ip: holds.external_ip }, where: notOurs }
-        : { table: "NAT", values: { external_ip: holds.external_ip, type: "dnat_and_snat" }, where: notOurs },
-    ];
+    const guards = this.guardsFor(pod, holds, current, router);
     try {
-      await this.northbound.claim(NB, claims, [
-        op.wait("Logical_Router", [["name", "==", router]], ["name"], "!=", [], 0),
-        this.podRowsUnchanged(pod, current),
-        ...operations,
-      ]);
+      await this.northbound.transact(NB, [...guards.waits, ...operations]);
     } catch (err) {
-      if (err instanceof AlreadyTakenError) throw await this.refusal(pod, holds);
-      if (err instanceof TimedOutError && err.index === claims.length + 1) throw new PodRowsChanged(pod);
-      if (err instanceof TimedOutError && err.index === claims.length) {
-        throw new IntentRefused(
-          router === CLAIMS_ROUTER
-            ? `logical router ${CLAIMS_ROUTER} (where addresses are held) does not exist in OVN Northbound; it is made at start-up`
-            : `logical router ${router} does not exist in OVN Northbound (made by the CNI; see --cluster-router)`,
-        );
-      }
+      if (err instanceof TimedOutError && err.index < guards.waits.length)
+        throw await guards.explain(err.index);
       throw err;
     }
+  }
+
+  /**
+   * A claim as part of another transaction (the pod's port, ADR 0004): its
+   * waits and writes, and what a failed wait means; undefined when the pod
+   * already holds the address.
+   */
+  async claimPart(claim: NatClaim): Promise<ClaimPart | undefined> {
+    const current = await this.owned(claim.pod);
+    if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return undefined;
+    const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
+    return {
+      waits: guards.waits,
+      writes: this.claimWrites(claim),
+      explain: guards.explain,
+      done: () =>
+        this.log.info(
+          { event: "nat-claimed", pod: claim.pod, uid: claim.uid, ...claim.holds, with: "port" },
+          "address claimed",
+        ),
+    };
+  }
+
+  /** The claim row on the claims router: the address, and nothing it could route to. */
+  private claimWrites(claim: NatClaim): Operation[] {
+    const row: Row = {
+      type: claim.holds.type,
+      external_ip: claim.holds.external_ip,
+      logical_ip: unspecified(claim.holds.external_ip),
+      external_ids: {
+        [NAT_IDS.owner]: OWNER,
+        [NAT_IDS.pod]: claim.pod,
+        [NAT_IDS.uid]: claim.uid,
+        [NAT_IDS.since]: String(Date.now()),
+      },
+    };
+    return [
+      op.insert("NAT", row, { uuidName: "nat" }),
+      op.mutate("Logical_Router", [["name", "==", CLAIMS_ROUTER]], [["nat", "insert", [namedUuid("nat")]]]),
+    ];
   }
 
   /**

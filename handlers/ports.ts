@@ -45,7 +45,9 @@ import {
   type AddressRange,
 } from "../webhooks/addresses.js";
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
+import type { NatClaim } from "../webhooks/gateway.js";
 import type { PortClaim } from "../webhooks/ports.js";
+import type { ClaimPart } from "./nat.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
 
@@ -157,6 +159,8 @@ export class PortHandler {
   constructor(
     private readonly northbound: OvsdbClient,
     private readonly log: Logger,
+    /** Claims a pod's EIP or SNAT address inside its port's transaction. */
+    private readonly nat?: { claimPart(claim: NatClaim): Promise<ClaimPart | undefined> },
   ) {}
 
   get intents(): Record<string, IntentHandler> {
@@ -368,7 +372,9 @@ export class PortHandler {
       ];
       for (const key of keys) this.pending.add(key);
       try {
-        await this.insertPort(claim, chosen, { uid: claim.uid }, CLAIMS_SWITCH);
+        const natPart = claim.nat ? await this.nat?.claimPart(claim.nat) : undefined;
+        await this.insertPort(claim, chosen, { uid: claim.uid }, CLAIMS_SWITCH, natPart);
+        natPart?.done();
         this.log.info(
           { event: "port-claimed", pod: claim.pod, subnet: claim.subnet, ips: chosen.ips, mac: chosen.mac },
           "address claimed",
@@ -418,6 +424,7 @@ export class PortHandler {
     chosen: { ips: string[]; mac: string },
     stored: { uid: string; resourceVersion?: string },
     into: string,
+    with_?: ClaimPart,
   ): Promise<void> {
     const address = `${chosen.mac} ${chosen.ips.join(" ")}`;
     const ids: Record<string, string> = {
@@ -453,6 +460,7 @@ export class PortHandler {
     try {
       await this.northbound.transact(NB, [
         ...waits,
+        ...(with_?.waits ?? []),
         op.insert(
           LSP,
           {
@@ -465,8 +473,17 @@ export class PortHandler {
           { uuidName: "port" },
         ),
         op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid("port")]]]),
+        ...(with_?.writes ?? []),
       ]);
     } catch (err) {
+      // A wait of the part that came with the port (the pod's NAT claim): it says what it means.
+      if (
+        with_ &&
+        err instanceof TimedOutError &&
+        err.index >= waits.length &&
+        err.index < waits.length + with_.waits.length
+      )
+        throw await with_.explain(err.index - waits.length);
       const failed = err instanceof TimedOutError ? guards[err.index] : undefined;
       if (failed?.what === "address")
         throw new AddressTaken(

@@ -179,7 +179,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);
-  const ports = new PortHandler(northbound, log);
+  const ports = new PortHandler(northbound, log, nat);
   const switchSettings = { clusterRouter: config.clusterRouter };
   const switches = new SubnetSwitches(northbound, switchSettings, log);
   const nodeSubnets =

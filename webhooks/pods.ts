@@ -332,6 +332,13 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
       )
     : undefined;
   if (claim && !isIntent(claim)) return claim;
+  // The pod's EIP or SNAT address goes into its port's transaction: one write for both (ADR 0004).
+  if (claim) {
+    const external = checkExternalAddresses(request, view, settings);
+    if (!external.allowed) return external;
+    const natClaim = external.intents.find((i) => i.kind === "nat-claim")?.spec as NatClaim | undefined;
+    if (natClaim) claim.spec = { ...claim.spec, nat: natClaim };
+  }
   const intents = claim ? [claim] : [];
   if (defaults === undefined && !selector?.changed && !plane) return allow({ intents });
 

@@ -19,6 +19,7 @@ import {
   networkAddress,
 } from "./addresses.js";
 import { ANNOTATION, annotationField } from "./annotations.js";
+import type { NatClaim } from "./gateway.js";
 import { subnetOfPod } from "./subnets.js";
 import type { NetworkModel, RuleSettings } from "./rules.js";
 import { deny, reject, type Intent, type Verdict } from "./verdict.js";
@@ -41,6 +42,8 @@ export interface PortClaim extends Record<string, unknown> {
   /** `ovn.kubernetes.io/ip_pool`: the first free one is taken. */
   pool?: string[];
   mac?: string;
+  /** The pod's EIP or SNAT address, claimed in the same transaction as its port. */
+  nat?: NatClaim;
 }
 
 /** The annotations that say what a pod was given; once `allocated`, none of them changes. */

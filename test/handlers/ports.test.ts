@@ -5,6 +5,7 @@ import { pino } from "pino";
 import t, { type Test } from "tap";
 import { OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../handlers/intents.js";
+import { NatHandler } from "../../handlers/nat.js";
 import { CLAIMS_SWITCH, PortHandler } from "../../handlers/ports.js";
 import type { PortClaim } from "../../webhooks/ports.js";
 import { northboundFor, type OvsdbServer } from "../harness/index.js";
@@ -211,4 +212,35 @@ t.test("pods racing through two clients never share an address; each takes the n
   const ips = results.map((r) => r.annotations?.["ovn.kubernetes.io/ip_address"]);
   t.equal(new Set(ips).size, 60, "60 distinct addresses");
   t.equal((await portsOn(nb, CLAIMS_SWITCH)).length, 60, "60 ports");
+});
+
+t.test("a pod's EIP is claimed in its port's transaction: both or neither", async (t) => {
+  const nb = await northboundFor(t);
+  await nbctl(nb, "ls-add", "ovn-default");
+  await nbctl(nb, "lr-add", "ovn-cluster");
+  const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
+  t.teardown(() => client.close());
+  await client.connect({ timeoutMs: 10_000 });
+  const nat = new NatHandler(client, "ovn-cluster", log);
+  await nat.ensureClaimsRouter();
+  const handler = new PortHandler(client, log, nat);
+  await handler.start();
+  const transactions: number[] = [];
+  client.on("transaction", ({ operations }) => transactions.push(operations));
+  const holds = { type: "dnat_and_snat" as const, external_ip: "172.56.0.233" };
+  await handler.claim(claimFor("a", { nat: { pod: "shop/a", uid: "uid-a", holds } }));
+  t.same(await portsOn(nb, CLAIMS_SWITCH), ["a.shop disabled 0a:58:0a:10:00:02 10.16.0.2"]);
+  t.match(await nbctl(nb, "lr-nat-list", "ovn-admission-claims"), /dnat_and_snat\s+172\.56\.0\.233/);
+  t.equal(transactions.filter((n) => n > 3).length, 1, "one write transaction for the port and the EIP");
+  t.equal(await nat.claim({ pod: "shop/a", uid: "uid-a", holds }), "held", "validation then finds it held");
+
+  await t.rejects(handler.claim(claimFor("b", { nat: { pod: "shop/b", uid: "uid-b", holds } })), {
+    name: "IntentRefused",
+    message: /172\.56\.0\.233 cannot be this pod's EIP: it is already the EIP of pod shop\/a/,
+  });
+  t.same(
+    await portsOn(nb, CLAIMS_SWITCH),
+    ["a.shop disabled 0a:58:0a:10:00:02 10.16.0.2"],
+    "and b got no port either",
+  );
 });

@@ -4,7 +4,7 @@ import { ClusterState } from "../../cluster/view.js";
 import type { KubeObject } from "../../webhooks/envelope.js";
 import { mutatePod, mutatePodBinding, validatePod } from "../../webhooks/pods.js";
 import { validateSubnet } from "../../webhooks/subnets.js";
-import { admissionRequest, settingsWith } from "../fixtures/index.js";
+import { admissionRequest, SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
 
 const settings = settingsWith();
 const subnet = (name: string, spec: Record<string, unknown>): KubeObject => ({
@@ -202,5 +202,37 @@ t.test(
     const verdict = validateSubnet(unknown, state, settings);
     t.equal(verdict.allowed, true);
     t.match(verdict.warnings, [/spec\.colour: not a Subnet field Kube-OVN knows; it is ignored/]);
+  },
+);
+
+t.test(
+  "a placed pod's EIP rides in its port claim; a bad one is denied before anything is held",
+  async (t) => {
+    const state = view();
+    state.replace("ConfigMap", [
+      { metadata: { name: "ovn-external-gw-config", namespace: "kube-system" }, data: { ...SEED_GATEWAY } },
+    ]);
+    const withEip = mutatePod(
+      create(pod({ "ovn.kubernetes.io/eip": "172.56.0.233" }, "node-1")),
+      state,
+      settings,
+    );
+    t.match(withEip.intents, [
+      {
+        kind: "port-claim",
+        spec: { nat: { pod: "shop/web", holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" } } },
+      },
+    ]);
+    const outside = mutatePod(
+      create(pod({ "ovn.kubernetes.io/eip": "10.99.0.1" }, "node-1")),
+      state,
+      settings,
+    );
+    t.match(outside, { allowed: false, message: /ovn\.kubernetes\.io\/eip"\]: .*10\.99\.0\.1/ });
+    t.same(
+      mutatePod(create(pod({}, "node-1")), state, settings).intents[0]?.spec.nat,
+      undefined,
+      "no EIP, no NAT",
+    );
   },
 );
