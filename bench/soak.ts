@@ -9,8 +9,9 @@
  *   55%  the whole Northbound is restarted
  *   75%  the kube-apiserver is restarted
  *
- * Then it waits for convergence (every encap IP, gateway row and NAT row
- * matches the stored objects; no claim or row is left for what is gone) and
+ * Then it waits for convergence (every encap IP, gateway row, logical switch
+ * port and NAT row matches the stored objects; no claim or row is left for
+ * what is gone) and
  * prints one line:
  *
  *   soak: <n> admissions, <errors> errors, p99 <ms>, rss start/end <MB>, fds start/end <n>, converged <yes|no>
@@ -19,7 +20,8 @@
  * to 20 s); an error is one that still failed. Exit 1 when not converged.
  */
 import { spawn } from "node:child_process";
-import { openSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, openSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
 import https from "node:https";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
       },
     });
   }
+  await kube.createSubnet("ovn-default", { cidrBlock: "10.16.0.0/16", gateway: "10.16.0.1", default: true });
   await core.createNamespacedConfigMap({
     namespace: "kube-system",
     body: {
@@ -301,14 +304,18 @@ async function main(): Promise<void> {
               name,
               annotations: { "ovn.kubernetes.io/eip": eipOf(i), "ovn.kubernetes.io/ip_address": ipOf(i) },
             },
-            spec: { containers: [{ name: "c", image: "i" }] },
+            // Placed at CREATE: its address and port are claimed with its EIP, in one transaction.
+            spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
           },
         }),
       );
       if (live.length > LIVE_PODS) {
         const gone = live.shift() as string;
         const deleted = work.then(() =>
-          operation("pod delete", () => core.deleteNamespacedPod({ namespace: "soak", name: gone })),
+          // No kubelet runs to finish a bound pod's graceful deletion: it goes at once, as a kubelet would have it go.
+          operation("pod delete", () =>
+            core.deleteNamespacedPod({ namespace: "soak", name: gone, gracePeriodSeconds: 0 }),
+          ),
         );
         work = deleted;
       }
@@ -347,7 +354,29 @@ async function main(): Promise<void> {
     if (JSON.stringify(routed) !== JSON.stringify(wanted))
       found.push(`NAT rows ${routed.length} != stored pods' ${wanted.length}`);
     const claims = on("ovn-admission-claims").size;
-    if (claims > 0) found.push(`${claims} claims left`);
+    if (claims > 0) found.push(`${claims} NAT claims left`);
+    // Logical switch ports: exactly the stored pods', enabled on their subnet's switch; no claim left.
+    const [switches, ports] = await nb.transact(NB, [
+      op.select("Logical_Switch", [], ["name", "ports"]),
+      op.select("Logical_Switch_Port", [], ["_uuid", "name", "addresses", "enabled"]),
+    ]);
+    const portsOn = (ls: string) => {
+      const uuids = new Set(
+        ((switches?.rows?.find((r) => r.name === ls)?.ports as string[] | undefined) ?? []).map(String),
+      );
+      return (ports?.rows ?? []).filter((p) => uuids.has(String(p._uuid)));
+    };
+    const programmed = portsOn("ovn-default")
+      .filter((p) => p.enabled !== false && String(p.name).endsWith(".soak"))
+      .map((p) => `${String(p.name)} ${String(((p.addresses as string[]) ?? [])[0] ?? "").split(" ")[1]}`)
+      .sort();
+    const storedPorts = pods
+      .map((p) => `${p.metadata?.name}.soak ${p.metadata?.annotations?.["ovn.kubernetes.io/ip_address"]}`)
+      .sort();
+    if (JSON.stringify(programmed) !== JSON.stringify(storedPorts))
+      found.push(`ports ${programmed.length} != stored pods' ${storedPorts.length}`);
+    const portClaims = portsOn("ovn-admission-claims").length;
+    if (portClaims > 0) found.push(`${portClaims} port claims left`);
     if ((gatewaySwitch?.rows?.length ?? 0) !== 1) found.push("gateway switch missing");
     for (const [name, db] of Object.entries(nodes)) {
       const client = new OvsdbClient({ remote: db.unixRemote, database: "Open_vSwitch" });
@@ -374,7 +403,18 @@ async function main(): Promise<void> {
   const end = usage(service.pid as number);
   const start = baseline ?? end;
   const sorted = latencies.sort((a, b) => a - b);
-  if (remaining.length) log(`not converged: ${remaining.join("; ")}`);
+  if (remaining.length) {
+    log(`not converged: ${remaining.join("; ")}`);
+    // What the service said about it: its warnings, newest last.
+    const warnings = readFileSync(path.join(dir, "service.log"), "utf8")
+      .split("\n")
+      .filter((line) => /"level":(40|50)/.test(line));
+    for (const line of warnings.slice(-8)) log(`service: ${line.slice(0, 400)}`);
+    // The scratch directory goes at exit; the whole log stays for whoever investigates.
+    const kept = path.join(os.tmpdir(), `ovn-admission-soak-${Date.now()}.log`);
+    copyFileSync(path.join(dir, "service.log"), kept);
+    log(`service log kept in ${kept}`);
+  }
   if (firstErrors.length) log(`first errors: ${firstErrors.join(" | ")}`);
   console.log(
     `soak: ${admissions} admissions, ${errors} errors, p99 ${Math.round(percentile(sorted, 99))}, rss start/end ${start.rssMb}/${end.rssMb} MB, fds start/end ${start.fds}/${end.fds}, converged ${remaining.length ? "no" : "yes"}`,

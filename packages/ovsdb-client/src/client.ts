@@ -121,6 +121,8 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
   private readonly monitors = new Map<string, MonitorState>();
   private nextMonitorId = 1;
   private connecting: Promise<void> | undefined;
+  /** A pass over the remotes is running: never two, or two connections would both feed the monitors. */
+  private trying = false;
   private supportsMonitorSince = true;
 
   constructor(options: ClientOptions) {
@@ -184,6 +186,9 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       }).finally(() => {
         this.connecting = undefined;
       });
+      // A reconnect waiting out its backoff is brought forward, not doubled.
+      if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
       void this.tryConnect();
     }
     const timeoutMs = options.timeoutMs;
@@ -247,11 +252,25 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     this.setState("reconnecting", { error });
     const delay = this.backoffDelay();
     this.attempt++;
-    this.reconnectTimer = setTimeout(() => void this.tryConnect(), delay);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.tryConnect();
+    }, delay);
   }
 
-  /** One pass over the remotes; settles on the leader when there is one. */
+  /** One pass over the remotes at a time; settles on the leader when there is one. */
   private async tryConnect(): Promise<void> {
+    if (this.trying || (this.connection && !this.connection.closed)) return;
+    this.trying = true;
+    try {
+      await this.connectOnce();
+    } finally {
+      this.trying = false;
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
     let lastError: Error = new ConnectionClosedError("no remote answered");
     let fallback: RpcConnection | undefined;
     for (let i = 0; i < this.remotes.length; i++) {

@@ -185,3 +185,42 @@ t.test("an optional column's modify is its new value: set, changed and cleared",
     t.equal(enabled(), expected, `enabled set to ${JSON.stringify(value)}`);
   }
 });
+
+t.test(
+  "connect() called while a reconnect is scheduled: one connection, set diffs applied once",
+  async (t) => {
+    const nb = await northbound(t);
+    const client = await connect(t, { remote: nb.tcpRemote, backoff: { minMs: 300, maxMs: 600 } });
+    await nbctl(nb.unixRemote, "ls-add", "sw");
+    const cache = await client.cache(NB, { Logical_Switch: { columns: ["name", "ports"] } });
+    const disconnected = once(client, "disconnected");
+    await nb.kill();
+    await disconnected;
+    await nb.start();
+    // Callers that lost a reply ask to connect while the backoff timer is still pending (a handler's retry).
+    const callers = await Promise.allSettled([1, 2, 3].map(() => client.connect({ timeoutMs: 5_000 })));
+    t.same(
+      callers.map((c) => c.status),
+      ["fulfilled", "fulfilled", "fulfilled"],
+    );
+    // Let the pending backoff timer fire: it must not open a second connection.
+    await new Promise((r) => setTimeout(r, 800));
+    const [inserted] = await client.transact(NB, [
+      op.insert("Logical_Switch_Port", { name: "p1" }, { uuidName: "p" }),
+      op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "insert", [namedUuid("p")]]]),
+    ]);
+    const uuid = String(inserted?.uuid);
+    // Two live monitors would toggle the `ports` diff twice: in, then out again.
+    await eventually("port in the cached switch", () =>
+      ((cache.table("Logical_Switch").all().next().value?.ports as string[] | undefined) ?? []).includes(
+        uuid,
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    t.same(
+      [...cache.table("Logical_Switch").all()].map((r) => r.ports),
+      [[uuid]],
+      "the switch's ports, once",
+    );
+  },
+);
