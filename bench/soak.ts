@@ -130,22 +130,43 @@ async function main(): Promise<void> {
   let admissions = 0;
   let errors = 0;
   const firstErrors: string[] = [];
-  async function operation(what: string, call: () => Promise<unknown>): Promise<void> {
+  /**
+   * Runs a client call as kubectl would, retrying what is transient. `settled`
+   * says which answers to a retry mean the first try did it (its reply was
+   * lost to the restart): a 404 for a delete, a 409 for a create; and
+   * `conflicts` that a 409 is worth a fresh read-modify-write.
+   */
+  async function operation(
+    what: string,
+    call: () => Promise<unknown>,
+    { settled = [] as number[], conflicts = false } = {},
+  ): Promise<boolean> {
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       try {
         await call();
         admissions++;
         latencies.push(performance.now() - started);
-        return;
+        return true;
       } catch (err) {
-        // A refused connection (ECONNREFUSED: the API server restarting) or a 5xx/429 is worth another try.
         const code = (err as { code?: unknown }).code;
-        const transient = typeof code !== "number" || code >= 500 || code === 429;
+        if (attempt > 1 && typeof code === "number" && settled.includes(code)) {
+          admissions++;
+          latencies.push(performance.now() - started);
+          return true;
+        }
+        // A refused connection (ECONNREFUSED: the API server restarting) or a 5xx/429 is worth another try.
+        const transient =
+          typeof code !== "number" || code >= 500 || code === 429 || (conflicts && code === 409);
         if (!transient || performance.now() - started > 20_000) {
           errors++;
-          if (firstErrors.length < 5) firstErrors.push(`${what}: ${(err as Error).message.slice(0, 200)}`);
-          return;
+          // The API server's Status message says why (a webhook's denial, a conflict), not the client's wrapper.
+          const body = (err as { body?: unknown }).body;
+          const status =
+            typeof body === "string" ? /"message":"((?:[^"\\]|\\.)*)"/.exec(body)?.[1] : undefined;
+          if (firstErrors.length < 5)
+            firstErrors.push(`${what}: ${code ?? ""} ${(status ?? (err as Error).message).slice(0, 300)}`);
+          return false;
         }
         await sleep(Math.min(2_000, 100 * attempt));
       }
@@ -183,6 +204,7 @@ async function main(): Promise<void> {
   await sleep(2_000); // the view sees the gateway before the first pod asks for an EIP
 
   const live: string[] = [];
+  const uncreated = new Set<string>();
   const eipOf = (i: number) => `172.56.${Math.floor((i % EIP_POOL) / 250)}.${((i % EIP_POOL) % 250) + 2}`;
   const ipOf = (i: number) => `10.16.${Math.floor(i / 250) % 250}.${(i % 250) + 2}`;
   const directReview = (i: number) => ({
@@ -272,13 +294,13 @@ async function main(): Promise<void> {
       `${Math.round((Date.now() - started) / 1000)} s: rss ${now.rssMb} MB, fds ${now.fds}, ${admissions} admissions`,
     );
   }, 60_000);
-  const inFlight = new Set<Promise<void>>();
+  const inFlight = new Set<Promise<boolean>>();
   for (let i = 0; Date.now() - started < durationMs; i++) {
     const next = started + (i * 1000) / rate;
     await sleep(Math.max(0, next - Date.now()));
     if (!baseline && Date.now() - started > Math.min(15_000, 0.08 * durationMs))
       baseline = usage(service.pid as number);
-    let work: Promise<void>;
+    let work: Promise<boolean>;
     if (i % 5 === 3) {
       work = operation("direct review", () => postReview(directReview(i)));
     } else if (i % 10 === 9) {
@@ -288,34 +310,49 @@ async function main(): Promise<void> {
           ? { storage: "10.10.10.2" }
           : { storage: "10.10.10.2", app: "172.16.0.2" };
       nodePlanes["node-2"] = planes;
-      work = operation("node update", async () => {
-        const node = await core.readNode({ name: "node-2" });
-        node.metadata!.annotations = { ...node.metadata?.annotations, [NN]: JSON.stringify(planes) };
-        await core.replaceNode({ name: "node-2", body: node });
-      });
+      work = operation(
+        "node update",
+        async () => {
+          const node = await core.readNode({ name: "node-2" });
+          node.metadata!.annotations = { ...node.metadata?.annotations, [NN]: JSON.stringify(planes) };
+          await core.replaceNode({ name: "node-2", body: node });
+        },
+        { conflicts: true },
+      );
     } else {
       const name = `p-${i}`;
       live.push(name);
-      work = operation("pod create", () =>
-        core.createNamespacedPod({
-          namespace: "soak",
-          body: {
-            metadata: {
-              name,
-              annotations: { "ovn.kubernetes.io/eip": eipOf(i), "ovn.kubernetes.io/ip_address": ipOf(i) },
+      work = operation(
+        "pod create",
+        () =>
+          core.createNamespacedPod({
+            namespace: "soak",
+            body: {
+              metadata: {
+                name,
+                annotations: { "ovn.kubernetes.io/eip": eipOf(i), "ovn.kubernetes.io/ip_address": ipOf(i) },
+              },
+              // Placed at CREATE: its address and port are claimed with its EIP, in one transaction.
+              spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
             },
-            // Placed at CREATE: its address and port are claimed with its EIP, in one transaction.
-            spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
-          },
-        }),
-      );
+          }),
+        { settled: [409] },
+      ).then((created) => {
+        if (!created) uncreated.add(name);
+        return created;
+      });
       if (live.length > LIVE_PODS) {
         const gone = live.shift() as string;
-        const deleted = work.then(() =>
-          // No kubelet runs to finish a bound pod's graceful deletion: it goes at once, as a kubelet would have it go.
-          operation("pod delete", () =>
-            core.deleteNamespacedPod({ namespace: "soak", name: gone, gracePeriodSeconds: 0 }),
-          ),
+        // A pod whose create failed (counted there) has nothing to delete.
+        const deleted = work.then(async () =>
+          uncreated.has(gone)
+            ? false
+            : // No kubelet runs to finish a bound pod's graceful deletion: it goes at once, as a kubelet would have it go.
+              operation(
+                "pod delete",
+                () => core.deleteNamespacedPod({ namespace: "soak", name: gone, gracePeriodSeconds: 0 }),
+                { settled: [404] },
+              ),
         );
         work = deleted;
       }

@@ -152,7 +152,9 @@ export class PortHandler {
   private cache: DatabaseCache | undefined;
   private ready: Promise<DatabaseCache> | undefined;
   /** Addresses chosen by admissions in flight here: not in the cache yet, not to be chosen twice. */
-  private readonly pending = new Set<string>();
+  private readonly pending = new Map<string, string>();
+  /** A pod's claim in flight: a retried admission of the same pod waits for it instead of racing it. */
+  private readonly claiming = new Map<string, Promise<IntentResult>>();
   /** Where the search for a free address goes on, per subnet and family: allocation is O(1) amortised. */
   private readonly cursors = new Map<string, bigint>();
 
@@ -246,7 +248,8 @@ export class PortHandler {
   }
 
   private taken(key: string, pod: string): boolean {
-    if (this.pending.has(key)) return true;
+    const pendingFor = this.pending.get(key);
+    if (pendingFor !== undefined) return pendingFor !== pod;
     const holder = this.holderOf(key);
     return holder !== undefined && holder !== pod;
   }
@@ -302,10 +305,11 @@ export class PortHandler {
       const range = rangeOf(cidr);
       const asked = claim.ips?.find((ip) => familyOf(ip) === range.family);
       if (asked) {
-        const holder = this.holderOf(addressKey(claim.subnet, asked));
-        if ((holder && holder !== claim.pod) || this.pending.has(addressKey(claim.subnet, asked)))
+        const key = addressKey(claim.subnet, asked);
+        const holder = this.pending.get(key) ?? this.holderOf(key);
+        if (holder !== undefined && holder !== claim.pod)
           throw new IntentRefused(
-            `${annotationField(ANNOTATION.ipAddress)}: ${asked} is already held by pod ${holder ?? "(being admitted)"} in subnet ${claim.subnet}`,
+            `${annotationField(ANNOTATION.ipAddress)}: ${asked} is already held by pod ${holder} in subnet ${claim.subnet}${this.pending.has(key) ? " (being admitted)" : ""}`,
           );
         ips.push(canonicalIp(asked));
         continue;
@@ -356,6 +360,21 @@ export class PortHandler {
    * On dryRun, answers what it would give and writes nothing.
    */
   async claim(claim: PortClaim, dryRun = false): Promise<IntentResult> {
+    if (dryRun) return this.claimOnce(claim, true);
+    // The API server retries a webhook call that timed out (a Northbound failover): the pod's first claim may still commit.
+    const before = this.claiming.get(claim.pod);
+    const mine = (before ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.claimOnce(claim, false));
+    this.claiming.set(claim.pod, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.claiming.get(claim.pod) === mine) this.claiming.delete(claim.pod);
+    }
+  }
+
+  private async claimOnce(claim: PortClaim, dryRun: boolean): Promise<IntentResult> {
     await this.ports();
     for (let attempt = 1; ; attempt++) {
       const [held] = this.portsOf(claim.pod);
@@ -370,7 +389,7 @@ export class PortHandler {
         ...chosen.ips.map((ip) => addressKey(claim.subnet, ip)),
         macKey(claim.subnet, chosen.mac),
       ];
-      for (const key of keys) this.pending.add(key);
+      for (const key of keys) this.pending.set(key, claim.pod);
       try {
         const natPart = claim.nat ? await this.nat?.claimPart(claim.nat) : undefined;
         await this.insertPort(claim, chosen, { uid: claim.uid }, CLAIMS_SWITCH, natPart);

@@ -143,6 +143,32 @@ t.test("asked-for addresses, pools and MACs: taken ones are refused naming the h
   );
 });
 
+t.test(
+  "a pod's admission retried while its first claim is in flight gets the same address, one port",
+  async (t) => {
+    const { nb, handler } = await setup(t);
+    // The API server retries a webhook call that timed out: both admissions ask for the pod's address at once.
+    const [first, retry, other] = await Promise.allSettled([
+      handler.claim(claimFor("web", { ips: ["10.16.0.4"] })),
+      handler.claim(claimFor("web", { ips: ["10.16.0.4"] })),
+      handler.claim(claimFor("rival", { ips: ["10.16.0.4"] })),
+    ]);
+    t.equal(
+      first.status === "fulfilled" && first.value.annotations?.["ovn.kubernetes.io/ip_address"],
+      "10.16.0.4",
+    );
+    t.equal(
+      retry.status === "fulfilled" && retry.value.annotations?.["ovn.kubernetes.io/ip_address"],
+      "10.16.0.4",
+    );
+    t.match(
+      other.status === "rejected" && (other.reason as Error).message,
+      /10\.16\.0\.4 is already held by pod shop\/web/,
+    );
+    t.same(await portsOn(nb, CLAIMS_SWITCH), ["web.shop disabled 0a:58:0a:10:00:04 10.16.0.4"]);
+  },
+);
+
 t.test("the stored pod moves its claim to the subnet's switch, enabled; release and reconcile", async (t) => {
   const { nb, handler } = await setup(t);
   const { annotations } = await handler.claim(claimFor("web"));
