@@ -1,10 +1,14 @@
 /**
- * Serving certificates: a development CA and certificate made with openssl
- * when none are given, and the serving certificate reloaded from disk when
- * its files change (a cert-manager Secret mount is rewritten in place).
+ * Serving certificates: CAs and certificates made in-process with
+ * @peculiar/x509 on Node's WebCrypto (ECDSA P-256; no openssl or other tool
+ * is needed where the service runs), a development CA and certificate when
+ * none are given, and the serving certificate reloaded from disk when its
+ * files change (a cert-manager Secret mount is rewritten in place).
  */
-import { execFile } from "node:child_process";
-import { randomBytes, X509Certificate } from "node:crypto";
+// @peculiar/x509 resolves its parsers through tsyringe, which needs the Reflect metadata API first.
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -18,10 +22,7 @@ import {
 } from "node:fs";
 import { createSecureContext, type Server as TlsServer } from "node:tls";
 import path from "node:path";
-import { promisify } from "node:util";
 import type { Logger } from "pino";
-
-const run = promisify(execFile);
 
 export interface ServingFiles {
   certFile: string;
@@ -51,24 +52,129 @@ export interface CertificateAuthority {
   keyFile: string;
 }
 
-const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+/** A certificate and its private key, PEM (PKCS#8 for the key). */
+export interface KeyPairPem {
+  certPem: string;
+  keyPem: string;
+}
+
+const EC: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
+  name: "ECDSA",
+  namedCurve: "P-256",
+  hash: "SHA-256",
+};
+
+/** Validity: whole days, or seconds (short-lived certificates in tests of rotation). */
+export type Validity = { days: number } | { seconds: number };
+
+function validityOf(validity: Validity): { notBefore: Date; notAfter: Date } {
+  // A minute back: clocks of the API server and this replica may differ a little.
+  const notBefore = new Date(Date.now() - 60_000);
+  const ms = "days" in validity ? validity.days * 86_400_000 : validity.seconds * 1000;
+  return { notBefore, notAfter: new Date(Date.now() + ms) };
+}
+
+/** A positive 128-bit serial, so no serial file is kept beside a CA. */
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0] as number) & 0x7f;
+  return bytes.toString("hex");
+}
+
+async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+}
+
+async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
+  return x509.PemConverter.encode(await webcrypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY");
+}
+
+/** A self-signed CA. */
+export async function makeAuthority(commonName: string, validity: Validity): Promise<KeyPairPem> {
+  const keys = await keyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: new x509.Name([{ CN: [commonName] }]),
+    ...validityOf(validity),
+    keys,
+    signingAlgorithm: EC,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys.privateKey) };
+}
+
+export interface CertificateRequest {
+  commonName: string;
+  /** Subject organization: for a Kubernetes client certificate, its group. */
+  organization?: string;
+  /** "IP:127.0.0.1", "DNS:localhost"... */
+  subjectAltNames?: string[];
+  usage: "serverAuth" | "clientAuth";
+  days?: number;
+  /** Instead of days: a short life, in seconds. */
+  seconds?: number;
+}
+
+function subjectAltName(entry: string): x509.JsonGeneralName {
+  const [kind, ...rest] = entry.split(":");
+  const value = rest.join(":");
+  if (kind === "IP") return { type: "ip", value };
+  if (kind === "DNS") return { type: "dns", value };
+  throw new CertificateError(`subject alternative name ${entry}: expected IP:<address> or DNS:<name>`);
+}
+
+/** A key and certificate for `request`, signed by the CA `ca`. */
+export async function issue(ca: KeyPairPem, request: CertificateRequest): Promise<KeyPairPem> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const caKey = await webcrypto.subtle.importKey(
+    "pkcs8",
+    x509.PemConverter.decodeFirst(ca.keyPem),
+    EC,
+    false,
+    ["sign"],
+  );
+  const keys = await keyPair();
+  const subject: Record<string, string[]> = { CN: [request.commonName] };
+  if (request.organization) subject.O = [request.organization];
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([
+      request.usage === "serverAuth" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+    ]),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.AuthorityKeyIdentifierExtension.create(caCert),
+  ];
+  if (request.subjectAltNames?.length)
+    extensions.push(new x509.SubjectAlternativeNameExtension(request.subjectAltNames.map(subjectAltName)));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: new x509.Name([subject]),
+    issuer: caCert.subjectName,
+    ...validityOf(request.seconds ? { seconds: request.seconds } : { days: request.days ?? 30 }),
+    publicKey: keys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: EC,
+    extensions,
+  });
+  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys.privateKey) };
+}
 
 /**
- * Runs `write` in a private scratch folder inside `dir` (same file system, so
- * a rename is atomic), then renames each finished file into place and removes
- * the folder, whatever happened: no CSR, extension file, serial or half-made
- * key is ever left beside the certificates.
+ * Writes `files` (name -> content) into `dir` through a private scratch
+ * folder on the same file system, renaming each into place (keys first): a
+ * reader never finds a half-written file, and nothing else is left behind.
  */
-async function writeTogether(
-  dir: string,
-  names: readonly string[],
-  write: (scratch: (name: string) => string) => Promise<void>,
-): Promise<void> {
+function writeTogether(dir: string, files: Array<[string, string]>): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(path.join(dir, ".writing-"));
   try {
-    await write((name) => path.join(scratch, name));
-    for (const name of names) renameSync(path.join(scratch, name), path.join(dir, name));
+    for (const [name, content] of files) writeFileSync(path.join(scratch, name), content, { mode: 0o600 });
+    for (const [name] of files) renameSync(path.join(scratch, name), path.join(dir, name));
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -81,85 +187,29 @@ export async function createCertificateAuthority(
   commonName: string,
   days = 365,
 ): Promise<CertificateAuthority> {
-  await writeTogether(dir, [`${name}.key`, `${name}.pem`], (at) =>
-    run("openssl", [
-      "req",
-      "-x509",
-      ...EC_KEY,
-      "-days",
-      String(days),
-      "-subj",
-      `/CN=${commonName}`,
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-      "-keyout",
-      at(`${name}.key`),
-      "-out",
-      at(`${name}.pem`),
-    ]).then(() => undefined),
-  );
+  const made = await makeAuthority(commonName, { days });
+  writeTogether(dir, [
+    [`${name}.key`, made.keyPem],
+    [`${name}.pem`, made.certPem],
+  ]);
   return { certFile: path.join(dir, `${name}.pem`), keyFile: path.join(dir, `${name}.key`) };
 }
 
-export interface CertificateRequest {
-  commonName: string;
-  /** Subject organization: for a Kubernetes client certificate, its group. */
-  organization?: string;
-  /** "IP:127.0.0.1", "DNS:localhost"... */
-  subjectAltNames?: string[];
-  usage: "serverAuth" | "clientAuth";
-  days?: number;
-}
-
-/**
- * A key and certificate signed by `ca`, written as NAME.crt and NAME.key.
- * Both are made in a scratch folder and renamed into place key first, so a
- * reader never pairs an old key with a new certificate for long, and nothing
- * else is left behind.
- */
+/** A key and certificate signed by `ca`, written as NAME.key and NAME.crt (key first). */
 export async function issueCertificate(
   dir: string,
   name: string,
   ca: CertificateAuthority,
   request: CertificateRequest,
 ): Promise<ServingFiles> {
-  const subject = `/CN=${request.commonName}${request.organization ? `/O=${request.organization}` : ""}`;
-  const extensions = [`extendedKeyUsage=${request.usage}`];
-  if (request.subjectAltNames?.length) extensions.push(`subjectAltName=${request.subjectAltNames.join(",")}`);
-  await writeTogether(dir, [`${name}.key`, `${name}.crt`], async (at) => {
-    writeFileSync(at("ext"), `${extensions.join("\n")}\n`);
-    await run("openssl", [
-      "req",
-      ...EC_KEY,
-      "-subj",
-      subject,
-      "-keyout",
-      at(`${name}.key`),
-      "-out",
-      at("csr"),
-    ]);
-    await run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      at("csr"),
-      "-CA",
-      ca.certFile,
-      "-CAkey",
-      ca.keyFile,
-      // A random serial, so no .srl file is kept beside the CA.
-      "-set_serial",
-      `0x${randomBytes(16).toString("hex")}`,
-      "-days",
-      String(request.days ?? 30),
-      "-extfile",
-      at("ext"),
-      "-out",
-      at(`${name}.crt`),
-    ]);
-  });
+  const made = await issue(
+    { certPem: readFileSync(ca.certFile, "utf8"), keyPem: readFileSync(ca.keyFile, "utf8") },
+    request,
+  );
+  writeTogether(dir, [
+    [`${name}.key`, made.keyPem],
+    [`${name}.crt`, made.certPem],
+  ]);
   return { certFile: path.join(dir, `${name}.crt`), keyFile: path.join(dir, `${name}.key`) };
 }
 
