@@ -67,11 +67,11 @@ const EC: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = {
 /** Validity: whole days, or seconds (short-lived certificates in tests of rotation). */
 export type Validity = { days: number } | { seconds: number };
 
-function validityOf(validity: Validity): { notBefore: Date; notAfter: Date } {
-  // A minute back: clocks of the API server and this replica may differ a little.
-  const notBefore = new Date(Date.now() - 60_000);
+function validityOf(validity: Validity, now: number): { notBefore: Date; notAfter: Date } {
   const ms = "days" in validity ? validity.days * 86_400_000 : validity.seconds * 1000;
-  return { notBefore, notAfter: new Date(Date.now() + ms) };
+  // Back-dated (a minute, or a tenth of a short life): clocks of the API server and this replica may differ a little.
+  const notBefore = new Date(now - Math.min(60_000, ms / 10));
+  return { notBefore, notAfter: new Date(now + ms) };
 }
 
 /** A positive 128-bit serial, so no serial file is kept beside a CA. */
@@ -90,12 +90,16 @@ async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
 }
 
 /** A self-signed CA. */
-export async function makeAuthority(commonName: string, validity: Validity): Promise<KeyPairPem> {
+export async function makeAuthority(
+  commonName: string,
+  validity: Validity,
+  now = Date.now(),
+): Promise<KeyPairPem> {
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: new x509.Name([{ CN: [commonName] }]),
-    ...validityOf(validity),
+    ...validityOf(validity, now),
     keys,
     signingAlgorithm: EC,
     extensions: [
@@ -128,7 +132,11 @@ function subjectAltName(entry: string): x509.JsonGeneralName {
 }
 
 /** A key and certificate for `request`, signed by the CA `ca`. */
-export async function issue(ca: KeyPairPem, request: CertificateRequest): Promise<KeyPairPem> {
+export async function issue(
+  ca: KeyPairPem,
+  request: CertificateRequest,
+  now = Date.now(),
+): Promise<KeyPairPem> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey(
     "pkcs8",
@@ -155,7 +163,7 @@ export async function issue(ca: KeyPairPem, request: CertificateRequest): Promis
     serialNumber: serialNumber(),
     subject: new x509.Name([subject]),
     issuer: caCert.subjectName,
-    ...validityOf(request.seconds ? { seconds: request.seconds } : { days: request.days ?? 30 }),
+    ...validityOf(request.seconds ? { seconds: request.seconds } : { days: request.days ?? 30 }, now),
     publicKey: keys.publicKey,
     signingKey: caKey,
     signingAlgorithm: EC,

@@ -18,6 +18,16 @@ export interface Config {
   tlsKeyFile: string | undefined;
   certsDir: string;
   certReloadMs: number;
+  /** The service keeps its own CA and serving certificate in a Secret and the webhooks' caBundle (no cert-manager). */
+  selfManagedTls: boolean;
+  selfManagedTlsSecret: string;
+  /** Names the serving certificate is for besides <service>.<namespace>.svc: "DNS:..." or "IP:...". */
+  selfManagedTlsNames: string[];
+  serviceName: string;
+  /** The Mutating- and ValidatingWebhookConfiguration whose caBundle the service keeps. */
+  webhookConfiguration: string;
+  caValidityMs: number;
+  servingValidityMs: number;
   /**
    * CA of the client certificates the API server presents to webhooks
    * (AdmissionConfiguration kubeConfigFile); set: the admission routes
@@ -85,6 +95,8 @@ interface Option<K extends keyof Config> {
   /** The default as --help shows it; undefined means "unset". */
   fallback: (env: NodeJS.ProcessEnv) => string | undefined;
   parse: (text: string, flag: string) => Config[K];
+  /** A switch: `--flag` alone means true (and `--flag=false` false). */
+  switch?: true;
 }
 
 const fail = (flag: string, expected: string, found: string): never => {
@@ -186,6 +198,74 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     env: "OVN_ADMISSION_CERT_RELOAD_INTERVAL",
     describe: "seconds between checks of the certificate files",
     fallback: () => "2",
+    parse: seconds,
+  },
+  selfManagedTls: {
+    key: "selfManagedTls",
+    flag: "self-managed-tls",
+    env: "OVN_ADMISSION_SELF_MANAGED_TLS",
+    describe:
+      "keep a CA and serving certificate in a Secret of the service's namespace (made by the first replica), write the CA into the webhook configurations' caBundle and renew both; every replica reloads from the Secret (no cert-manager needed)",
+    fallback: () => "false",
+    parse: (t, flag) => oneOf("true", "false")(t, flag) === "true",
+    switch: true,
+  },
+  selfManagedTlsSecret: {
+    key: "selfManagedTlsSecret",
+    flag: "self-managed-tls-secret",
+    env: "OVN_ADMISSION_SELF_MANAGED_TLS_SECRET",
+    describe:
+      "the Secret (in --lease-namespace, the service's own) that holds the CA and serving certificate",
+    fallback: () => "ovn-admission-self-managed-tls",
+    parse: text,
+  },
+  selfManagedTlsNames: {
+    key: "selfManagedTlsNames",
+    flag: "self-managed-tls-names",
+    env: "OVN_ADMISSION_SELF_MANAGED_TLS_NAMES",
+    describe:
+      "more names of the serving certificate, comma-separated DNS:<name> or IP:<address> (the API server reaches the service by URL)",
+    fallback: () => "",
+    parse: (t, flag) =>
+      t
+        .split(",")
+        .map((n) => n.trim())
+        .filter(Boolean)
+        .map((n) => (/^(DNS|IP):.+$/.test(n) ? n : fail(flag, "DNS:<name> or IP:<address>", n))),
+  },
+  serviceName: {
+    key: "serviceName",
+    flag: "service-name",
+    env: "OVN_ADMISSION_SERVICE_NAME",
+    describe:
+      "the Kubernetes Service in front of the webhooks (the serving certificate's <name>.<namespace>.svc)",
+    fallback: () => "ovn-admission",
+    parse: text,
+  },
+  webhookConfiguration: {
+    key: "webhookConfiguration",
+    flag: "webhook-configuration",
+    env: "OVN_ADMISSION_WEBHOOK_CONFIGURATION",
+    describe:
+      "name of the Mutating- and ValidatingWebhookConfiguration whose caBundle --self-managed-tls keeps",
+    fallback: () => "ovn-admission",
+    parse: text,
+  },
+  caValidityMs: {
+    key: "caValidityMs",
+    flag: "self-managed-ca-validity",
+    env: "OVN_ADMISSION_SELF_MANAGED_CA_VALIDITY",
+    describe:
+      "seconds a self-managed CA lives; a new one is added to caBundle when half is left and signs once published",
+    fallback: () => String(5 * 365 * 86_400),
+    parse: seconds,
+  },
+  servingValidityMs: {
+    key: "servingValidityMs",
+    flag: "self-managed-cert-validity",
+    env: "OVN_ADMISSION_SELF_MANAGED_CERT_VALIDITY",
+    describe: "seconds a self-managed serving certificate lives; renewed when a third is left",
+    fallback: () => String(90 * 86_400),
     parse: seconds,
   },
   bodyLimit: {
@@ -489,7 +569,7 @@ export function usage(env: NodeJS.ProcessEnv = {}): string {
   ];
   for (const o of Object.values(OPTIONS) as Array<Option<keyof Config>>) {
     lines.push(
-      `  --${o.flag} <value>   ${o.env}`,
+      `  --${o.flag}${o.switch ? "" : " <value>"}   ${o.env}`,
       `      ${o.describe}`,
       `      default: ${o.fallback(env) ?? "unset"}`,
     );
@@ -506,7 +586,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
       args: argv,
       options: {
         help: { type: "boolean" },
-        ...Object.fromEntries(Object.values(OPTIONS).map((o) => [o.flag, { type: "string" as const }])),
+        ...Object.fromEntries(
+          Object.values(OPTIONS).map((o) => [
+            o.flag,
+            { type: (o as Option<keyof Config>).switch ? ("boolean" as const) : ("string" as const) },
+          ]),
+        ),
       },
       strict: true,
       allowPositionals: false,
@@ -518,7 +603,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   const config: Partial<Record<keyof Config, unknown>> = {};
   for (const o of Object.values(OPTIONS) as Array<Option<keyof Config>>) {
     const flagged = values[o.flag];
-    const raw = typeof flagged === "string" ? flagged : env[o.env] || o.fallback(env);
+    const raw =
+      typeof flagged === "string" || typeof flagged === "boolean"
+        ? String(flagged)
+        : env[o.env] || o.fallback(env);
     config[o.key] = raw === undefined ? undefined : o.parse(raw, o.flag);
   }
   const done = config as Config;
@@ -534,6 +622,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
         `--node-subnet-prefix: expected a prefix longer than --cluster-ip-subnet's /${clusterPrefix} and at most /${bits - 2}, found ${done.nodeSubnetPrefix}`,
       );
   }
+  if (done.selfManagedTls && done.tlsCertFile)
+    throw new ConfigError(
+      "--self-managed-tls and --tls-cert-file exclude each other: the service makes its own certificate, or serves the one given",
+    );
+  if (done.selfManagedTls && done.servingValidityMs * 2 > done.caValidityMs)
+    throw new ConfigError(
+      "--self-managed-cert-validity: expected at most half of --self-managed-ca-validity, so a CA outlives what it signed",
+    );
   if ((done.tlsCertFile === undefined) !== (done.tlsKeyFile === undefined)) {
     throw new ConfigError(
       "--tls-cert-file and --tls-key-file go together: give both, or neither for development certificates",

@@ -14,9 +14,14 @@ export interface Metrics {
   reconcilerLeader: Gauge;
   natReconciled: Counter<"change">;
   programmed: Counter<"what" | "result">;
+  certificateExpiry: Gauge<"certificate">;
 }
 
-export function createMetrics(cacheSizes: () => Record<string, number> = () => ({})): Metrics {
+export function createMetrics(
+  cacheSizes: () => Record<string, number> = () => ({}),
+  /** Seconds until each certificate expires: "serving", and "ca" where the service knows its CA. */
+  certificateExpiry: () => Record<string, number> = () => ({}),
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
@@ -63,6 +68,16 @@ export function createMetrics(cacheSizes: () => Record<string, number> = () => (
       help: "Writes made from stored objects (what: encap, interface-encap, nat, gateway), by result (ok, failed: retried by the reconciler)",
       labelNames: ["what", "result"],
       registers: [registry],
+    }),
+    certificateExpiry: new Gauge({
+      name: "ovn_admission_certificate_expiry_seconds",
+      help: "Seconds until the certificate expires: the serving certificate, and its CA where known (self-managed, development, or the ca.crt cert-manager puts beside tls.crt); alert well before 0",
+      labelNames: ["certificate"],
+      registers: [registry],
+      collect() {
+        for (const [certificate, seconds] of Object.entries(certificateExpiry()))
+          if (Number.isFinite(seconds)) this.set({ certificate }, Math.round(seconds));
+      },
     }),
     cacheRows: new Gauge({
       name: "ovn_admission_cache_rows",

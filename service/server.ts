@@ -3,10 +3,11 @@
  * ovsdb-server on embedded defaults), the cluster view, the HTTPS app. The
  * only place that listens and that shuts down.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 
 import os from "node:os";
-import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createSecureContext, type Server as TlsServer } from "node:tls";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
@@ -25,6 +26,7 @@ import { PortHandler } from "../handlers/ports.js";
 import { SubnetSwitches } from "../handlers/switches.js";
 import { NodeSubnets } from "../handlers/node-subnets.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
+import { SelfManagedTls } from "../cluster/self-managed-tls.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
 import { buildApp, registerProbes, type Readiness } from "../webhooks/app.js";
@@ -87,11 +89,14 @@ export class StartupError extends Error {
 export async function startService(config: Config, parts: ServiceParts = {}): Promise<Service> {
   const log = parts.log ?? pino({ name: "ovn-admission", level: config.logLevel });
 
-  let serving: ServingFiles;
+  let serving: ServingFiles | undefined;
   let caFile: string | undefined;
   if (config.tlsCertFile && config.tlsKeyFile) {
     serving = { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile };
-  } else {
+    // cert-manager puts the CA beside the pair: its expiry is reported too.
+    const beside = path.join(path.dirname(config.tlsCertFile), "ca.crt");
+    if (existsSync(beside)) caFile = beside;
+  } else if (!config.selfManagedTls) {
     const dev = await ensureDevCertificates(config.certsDir);
     serving = dev;
     caFile = dev.caFile;
@@ -104,7 +109,6 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       "using a development CA and serving certificate (give --tls-cert-file and --tls-key-file in production)",
     );
   }
-  const certificate = readServingCertificate(serving);
 
   let localNorthbound: OvsdbServer | undefined;
   let remote = config.northboundRemote;
@@ -151,7 +155,66 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       );
     }
   }
-  const metrics = createMetrics(() => view.sizes());
+  // --self-managed-tls: the Secret is made or read (and caBundle published) before the server listens.
+  let selfManaged: SelfManagedTls | undefined;
+  if (config.selfManagedTls) {
+    if (!cluster) {
+      await localNorthbound?.stop();
+      throw new StartupError(
+        "--self-managed-tls needs a cluster (--kubeconfig, KUBECONFIG or a service account): the CA lives in a Secret there",
+      );
+    }
+    const names = [
+      `DNS:${config.serviceName}.${config.leaseNamespace}.svc`,
+      `DNS:${config.serviceName}.${config.leaseNamespace}.svc.cluster.local`,
+      ...config.selfManagedTlsNames,
+    ];
+    // A pass a tenth of a serving certificate's life (at most a minute): renewal at a third left is never missed.
+    const passMs = Math.max(500, Math.min(60_000, config.servingValidityMs / 10));
+    selfManaged = new SelfManagedTls(
+      cluster.kubeConfig,
+      {
+        namespace: config.leaseNamespace,
+        secret: config.selfManagedTlsSecret,
+        webhookConfiguration: config.webhookConfiguration,
+        dir: path.join(config.certsDir, "self-managed"),
+        rotation: {
+          caValidityMs: config.caValidityMs,
+          servingValidityMs: config.servingValidityMs,
+          names,
+          // Every replica has passed and reloaded by then.
+          retireAfterMs: 3 * Math.max(passMs, config.certReloadMs),
+        },
+      },
+      log,
+    );
+    try {
+      await selfManaged.start(passMs);
+    } catch (err) {
+      await localNorthbound?.stop();
+      throw new StartupError(`--self-managed-tls: ${(err as Error).message.split("\n")[0]}`);
+    }
+    serving = selfManaged.files;
+    caFile = selfManaged.files.caFile;
+  }
+  const servingFiles = serving as ServingFiles;
+  const certificate = readServingCertificate(servingFiles);
+  const expiresIn = (pem: Buffer | string) =>
+    (Date.parse(new X509Certificate(pem).validTo) - Date.now()) / 1000;
+  const metrics = createMetrics(
+    () => view.sizes(),
+    () => {
+      const seconds: Record<string, number> = {};
+      try {
+        seconds.serving = expiresIn(readFileSync(servingFiles.certFile));
+        if (selfManaged) seconds.ca = selfManaged.caExpiresInSeconds();
+        else if (caFile) seconds.ca = expiresIn(readFileSync(caFile));
+      } catch {
+        // a file being rewritten: the next scrape reads it
+      }
+      return seconds;
+    },
+  );
   const nodeDatabases = new NodeDatabases(
     { template: config.nodeOvsdbTemplate, overrides: config.nodeOvsdbOverrides, ssl: config.nodeOvsdbSsl },
     view,
@@ -373,7 +436,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   }
   const stopReloading = reloadOnChange(
     app.server as unknown as TlsServer,
-    serving,
+    servingFiles,
     config.certReloadMs,
     log,
     clientCa,
@@ -400,6 +463,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       closing ??= (async () => {
         log.info({ event: "stopping" }, "stopping: no new requests, finishing those in flight");
         stopReloading();
+        await selfManaged?.stop();
         await app.close();
         await probes?.close();
         await stopLocal();
