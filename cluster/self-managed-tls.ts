@@ -28,6 +28,7 @@ import {
 } from "../service/tls-rotation.js";
 
 const PROMOTED_AT = "ovn-admission.io/ca-promoted-at";
+const NEXT_TRUSTED_SINCE = "ovn-admission.io/next-ca-trusted-since";
 const KEYS = {
   ca: "ca.crt",
   caKey: "ca.key",
@@ -66,6 +67,9 @@ export function materialOf(secret: V1Secret): TlsMaterial {
     bundle: splitBundle(need(KEYS.bundle)),
     serving: { certPem: need(KEYS.cert), keyPem: need(KEYS.key) },
     promotedAt: Number(secret.metadata?.annotations?.[PROMOTED_AT] ?? 0) || 0,
+    ...(nextCert && secret.metadata?.annotations?.[NEXT_TRUSTED_SINCE]
+      ? { nextCaTrustedSince: Number(secret.metadata.annotations[NEXT_TRUSTED_SINCE]) }
+      : {}),
   };
 }
 
@@ -95,7 +99,12 @@ function secretOf(
       namespace,
       ...(resourceVersion ? { resourceVersion } : {}),
       labels: { "app.kubernetes.io/managed-by": "ovn-admission" },
-      annotations: { [PROMOTED_AT]: String(material.promotedAt) },
+      annotations: {
+        [PROMOTED_AT]: String(material.promotedAt),
+        ...(material.nextCa && material.nextCaTrustedSince !== undefined
+          ? { [NEXT_TRUSTED_SINCE]: String(material.nextCaTrustedSince) }
+          : {}),
+      },
     },
     data,
   };
@@ -254,7 +263,7 @@ export class SelfManagedTls {
   }
 
   private async publish(bundle: string[]): Promise<void> {
-    const caBundle = b64(bundle.join(""));
+    const caBundle = b64(bundle.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join(""));
     const configurations = await this.configurations();
     if (configurations.length === 0)
       this.log.warn(

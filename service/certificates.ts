@@ -86,8 +86,11 @@ async function keyPair(): Promise<webcrypto.CryptoKeyPair> {
 }
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY");
+  return withNewline(x509.PemConverter.encode(await webcrypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY"));
 }
+
+/** PEM ends with a newline: concatenated into a bundle, each block stays on its own lines (Go's PEM reader needs that). */
+const withNewline = (pem: string) => (pem.endsWith("\n") ? pem : `${pem}\n`);
 
 /** A self-signed CA. */
 export async function makeAuthority(
@@ -108,7 +111,7 @@ export async function makeAuthority(
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys.privateKey) };
+  return { certPem: withNewline(cert.toString("pem")), keyPem: await keyPem(keys.privateKey) };
 }
 
 export interface CertificateRequest {
@@ -169,7 +172,7 @@ export async function issue(
     signingAlgorithm: EC,
     extensions,
   });
-  return { certPem: cert.toString("pem"), keyPem: await keyPem(keys.privateKey) };
+  return { certPem: withNewline(cert.toString("pem")), keyPem: await keyPem(keys.privateKey) };
 }
 
 /**

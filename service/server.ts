@@ -184,6 +184,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
           names,
           // Every replica has passed and reloaded by then.
           retireAfterMs: 3 * Math.max(passMs, config.certReloadMs),
+          propagationMs: 3 * passMs,
         },
       },
       log,

@@ -18,6 +18,8 @@ export interface TlsMaterial {
   ca: KeyPairPem;
   /** A CA in caBundle that does not sign yet. */
   nextCa?: KeyPairPem;
+  /** Since when (ms) every webhook's caBundle holds `nextCa`. */
+  nextCaTrustedSince?: number;
   /** Every CA the webhooks should trust (PEM each): the signer, the next and retiring ones. */
   bundle: string[];
   serving: KeyPairPem;
@@ -32,11 +34,18 @@ export interface RotationSettings {
   names: string[];
   /** How long an old CA stays trusted after the new one signs: every replica reloads in that time. */
   retireAfterMs: number;
+  /**
+   * How long a CA must have been in every caBundle before it signs: API
+   * servers read webhook configurations through their own watch, a little
+   * after the object changed.
+   */
+  propagationMs: number;
 }
 
 export type RotationStep =
   | { kind: "create" }
   | { kind: "stage-next-ca" }
+  | { kind: "next-ca-trusted" }
   | { kind: "promote-next-ca" }
   | { kind: "renew-serving"; reason: string }
   | { kind: "retire-old-cas"; count: number }
@@ -99,7 +108,9 @@ export function nextRotationStep(
     const next = material.nextCa.certPem;
     const everywhere =
       trusted.length > 0 && trusted.every((cas) => cas.some((pem) => sameCertificate(pem, next)));
-    if (everywhere) return { kind: "promote-next-ca" };
+    if (everywhere && material.nextCaTrustedSince === undefined) return { kind: "next-ca-trusted" };
+    if (everywhere && now - (material.nextCaTrustedSince as number) >= settings.propagationMs)
+      return { kind: "promote-next-ca" };
   } else if (ca.notAfter - now < (ca.notAfter - ca.notBefore) / 2) {
     return { kind: "stage-next-ca" };
   }
@@ -159,6 +170,8 @@ export async function applyRotationStep(
       const nextCa = await makeAuthority(CA_NAME, { seconds: settings.caValidityMs / 1000 }, now);
       return { ...material, nextCa, bundle: [...material.bundle, nextCa.certPem] };
     }
+    case "next-ca-trusted":
+      return { ...material, nextCaTrustedSince: now };
     case "promote-next-ca": {
       const ca = material.nextCa as KeyPairPem;
       return { ca, bundle: material.bundle, serving: await servingOf(ca, settings, now), promotedAt: now };

@@ -13,6 +13,7 @@ const settings: RotationSettings = {
   servingValidityMs: 30_000,
   names: ["DNS:ovn-admission.ovn-admission.svc", "IP:127.0.0.1"],
   retireAfterMs: 5_000,
+  propagationMs: 3_000,
 };
 const signedBy = (material: TlsMaterial, ca: string) =>
   certificateFacts(material.serving.certPem).certificate.checkIssued(certificateFacts(ca).certificate);
@@ -84,33 +85,49 @@ t.test(
         half,
         settings,
       ),
-      { kind: "promote-next-ca" },
+      { kind: "next-ca-trusted" },
     );
-    const promoted = (await applyRotationStep(
+    const trusted = (await applyRotationStep(
       staged,
+      { kind: "next-ca-trusted" },
+      half,
+      settings,
+    )) as TlsMaterial;
+    const everywhere = [
+      [old, next],
+      [old, next],
+    ];
+    t.same(
+      nextRotationStep(trusted, everywhere, half + 2_999, settings),
+      { kind: "none" },
+      "API servers may not have read the new caBundle yet: no promotion",
+    );
+    t.same(nextRotationStep(trusted, everywhere, half + 3_000, settings), { kind: "promote-next-ca" });
+    const promoted = (await applyRotationStep(
+      trusted,
       { kind: "promote-next-ca" },
-      half + 1_000,
+      half + 3_000,
       settings,
     )) as TlsMaterial;
     t.ok(signedBy(promoted, next), "the next CA signs a new serving certificate");
     t.equal(promoted.nextCa, undefined);
     t.equal(promoted.bundle.length, 2, "the old CA is still trusted while replicas reload");
-    t.same(nextRotationStep(promoted, [[old, next]], half + 2_000, settings), { kind: "none" });
-    t.same(nextRotationStep(promoted, [[old, next]], half + 6_001, settings), {
+    t.same(nextRotationStep(promoted, [[old, next]], half + 4_000, settings), { kind: "none" });
+    t.same(nextRotationStep(promoted, [[old, next]], half + 8_001, settings), {
       kind: "retire-old-cas",
       count: 1,
     });
     const retired = (await applyRotationStep(
       promoted,
       { kind: "retire-old-cas", count: 1 },
-      half + 6_001,
+      half + 8_001,
       settings,
     )) as TlsMaterial;
     t.same(
       retired.bundle.map((pem) => certificateFacts(pem).fingerprint),
       [certificateFacts(next).fingerprint],
     );
-    t.same(nextRotationStep(retired, [[next]], half + 7_000, settings), { kind: "none" });
+    t.same(nextRotationStep(retired, [[next]], half + 9_000, settings), { kind: "none" });
   },
 );
 
