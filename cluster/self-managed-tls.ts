@@ -39,6 +39,26 @@ const KEYS = {
   key: "tls.key",
 } as const;
 
+/**
+ * What --self-managed-tls does with the API, as RBAC grants: the overlay's
+ * rbac.yaml gives exactly these (test/rbac.test.ts).
+ */
+export const SELF_MANAGED_TLS_WRITES = [
+  { namespace: "ovn-admission", group: "", resource: "secrets", verbs: ["create", "get", "update"] },
+  {
+    namespace: "cluster",
+    group: "admissionregistration.k8s.io",
+    resource: "mutatingwebhookconfigurations",
+    verbs: ["get", "update"],
+  },
+  {
+    namespace: "cluster",
+    group: "admissionregistration.k8s.io",
+    resource: "validatingwebhookconfigurations",
+    verbs: ["get", "update"],
+  },
+] as const;
+
 export class SelfManagedTlsError extends Error {
   override name = "SelfManagedTlsError";
 }

@@ -3,6 +3,8 @@ import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { SOURCES } from "../cluster/informers.js";
 import { WRITES } from "../cluster/pod-annotations.js";
+import { SELF_MANAGED_TLS_WRITES } from "../cluster/self-managed-tls.js";
+import { kustomize, type ManifestObject } from "./harness/kustomize.js";
 
 interface Rule {
   apiGroups: string[];
@@ -32,14 +34,20 @@ function granted(objects: RbacObject[]): string[] {
 }
 
 /** The same, for what the informers do: list and watch each source. */
-function needed(): string[] {
+function needed(
+  extra: ReadonlyArray<{ namespace: string; group: string; resource: string; verbs: readonly string[] }> = [],
+): string[] {
   return SOURCES.flatMap((s) => {
     const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
     if (!m) throw new Error(`cannot read ${s.path}`);
     const [, group = "", namespace = "cluster", resource] = m;
     return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
   })
-    .concat(WRITES.flatMap((w) => w.verbs.map((verb) => `${w.namespace} ${w.group}/${w.resource} ${verb}`)))
+    .concat(
+      [...WRITES, ...extra].flatMap((w) =>
+        w.verbs.map((verb) => `${w.namespace} ${w.group}/${w.resource} ${verb}`),
+      ),
+    )
     .sort();
 }
 
@@ -52,3 +60,28 @@ t.test("RBAC grants exactly the verbs and resources the informers and the routed
   t.equal(bindings.length, 3, "each role is bound to the service account");
   t.match(readFileSync("manifests/base/kustomization.yaml", "utf8"), /- rbac\.yaml/);
 });
+
+t.test(
+  "each overlay grants exactly what the service does with it, bound to its service account",
+  async (t) => {
+    const rbacOf = (objects: ManifestObject[]) =>
+      objects.filter((o) => o.apiVersion.startsWith("rbac.authorization.k8s.io/")) as unknown as RbacObject[];
+    t.same(
+      granted(rbacOf(kustomize("manifests/overlays/cert-manager"))),
+      needed(),
+      "cert-manager: the base's grants",
+    );
+    const selfManaged = rbacOf(kustomize("manifests/overlays/self-managed"));
+    t.same(
+      granted(selfManaged),
+      needed(SELF_MANAGED_TLS_WRITES),
+      "self-managed: plus its Secret and caBundle",
+    );
+    for (const binding of selfManaged.filter((o) => o.kind.endsWith("Binding")) as unknown as Array<{
+      subjects: Array<{ kind: string; name: string; namespace: string }>;
+    }>)
+      t.same(binding.subjects, [
+        { kind: "ServiceAccount", name: "ovn-admission", namespace: "ovn-admission" },
+      ]);
+  },
+);
