@@ -33,6 +33,7 @@ COPY --from=build /src/dist/service dist/service
 COPY --from=build /src/dist/cluster dist/cluster
 COPY --from=build /src/dist/handlers dist/handlers
 COPY --from=build /src/dist/webhooks dist/webhooks
+COPY --from=build /src/dist/cli dist/cli
 
 # Runtime: node and the app, no shell, no package manager. The service calls
 # no tool (certificates are made in-process) and stops cleanly on SIGTERM, so

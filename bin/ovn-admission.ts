@@ -1,10 +1,20 @@
 #!/usr/bin/env node
-/** The ovn-admission command: configuration, start, graceful stop on SIGINT/SIGTERM. */
+/** The ovn-admission command: configuration, start, graceful stop on SIGINT/SIGTERM; or `check`. */
 import { ConfigError, loadConfig, usage } from "../service/config.js";
 import { CertificateError } from "../service/certificates.js";
 import { StartupError, startService } from "../service/server.js";
 
 async function main(): Promise<number> {
+  // `ovn-admission check`: the rules on manifests before merge (cli/check.ts).
+  if (process.argv[2] === "check") {
+    const { runCheck } = await import("../cli/check.js");
+    return runCheck(
+      process.argv.slice(3),
+      process.env,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  }
   let config;
   try {
     config = loadConfig(process.argv.slice(2), process.env);
