@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
-import { loadConfig } from "../service/config.js";
+import { loadConfig, usage } from "../service/config.js";
 import { ROUTES } from "../webhooks/rules.js";
 import { kustomize, type ManifestObject } from "./harness/kustomize.js";
 
@@ -228,3 +228,12 @@ t.test(
     }
   },
 );
+
+t.test("README's configuration table has every option, with its environment variable", async (t) => {
+  const readme = readFileSync("README.md", "utf8");
+  const help = usage({});
+  const options = [...help.matchAll(/^ {2}--([a-z-]+)(?: <value>)? {3}(\S+)$/gm)].map((m) => [m[1], m[2]]);
+  t.ok(options.length > 40, `${options.length} options in --help`);
+  const missing = options.filter(([flag, env]) => !readme.includes(`| \`--${flag}\` | \`${env}\` |`));
+  t.same(missing, [], "each option is a row of README's table");
+});

@@ -47,7 +47,12 @@ function parseJsonForm(text: string, podNamespace: string): Parsed<Attachment[]>
     if (typeof e.name !== "string" || !isObjectName(e.name)) {
       return {
         ok: false,
-        error: `${at}: "name" must be a NetworkAttachmentDefinition name, found ${JSON.stringify(e.name)}`,
+        error:
+          `${at}: "name" must be a NetworkAttachmentDefinition name, found ${JSON.stringify(e.name)}` +
+          // The JSON form takes the namespace apart, unlike "namespace/name" in the short form (seed 001 mixes them).
+          (typeof e.name === "string" && /^[^/]+\/[^/]+$/.test(e.name) && e.namespace === undefined
+            ? `; in the JSON form the namespace goes apart: {"name": ${JSON.stringify(e.name.split("/")[1])}, "namespace": ${JSON.stringify(e.name.split("/")[0])}}`
+            : ""),
       };
     }
     if (e.namespace !== undefined && (typeof e.namespace !== "string" || !isObjectName(e.namespace))) {

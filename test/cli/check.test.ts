@@ -66,7 +66,7 @@ t.test(
     t.equal(code, 1);
     t.same(denials(out), [
       `${SEEDS}/001-secondary-cni.yaml:24 subnet/subnet-secondary: denied: spec.cidr: did you mean "cidrBlock"? a Subnet has no field "cidr", and cidrBlock is not set`,
-      `${SEEDS}/001-secondary-cni.yaml:46 pod/default/frontend: denied: metadata.annotations["k8s.v1.cni.cncf.io/networks"]: element 1: "name" must be a NetworkAttachmentDefinition name, found "default/public-network"`,
+      `${SEEDS}/001-secondary-cni.yaml:46 pod/default/frontend: denied: metadata.annotations["k8s.v1.cni.cncf.io/networks"]: element 1: "name" must be a NetworkAttachmentDefinition name, found "default/public-network"; in the JSON form the namespace goes apart: {"name": "public-network", "namespace": "default"}`,
     ]);
     t.match(out, "check: 8 objects: 6 allowed, 2 denied, 0 not judged by any webhook");
   },
