@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
 import https from "node:https";
 import path from "node:path";
 import tls from "node:tls";
@@ -363,6 +363,36 @@ t.test("a rotated certificate is used for new connections without a restart", as
   t.ok(s.logs.some((l) => l.event === "certificate-reloaded"));
   await t.rejects(ask(first.caFile), "the old CA no longer verifies new connections");
 });
+
+t.test(
+  "certificate expiry metrics with cert-manager's Secret: the serving certificate and the ca.crt beside it",
+  async (t) => {
+    const dir = scratchDir("oa-cm-");
+    const made = await ensureDevCertificates(path.join(dir, "made"));
+    // A cert-manager Secret mount: tls.crt, tls.key and ca.crt side by side.
+    const mount = path.join(dir, "mount");
+    mkdirSync(mount);
+    copyFileSync(made.certFile, path.join(mount, "tls.crt"));
+    copyFileSync(made.keyFile, path.join(mount, "tls.key"));
+    copyFileSync(made.caFile, path.join(mount, "ca.crt"));
+    const s = await serviceFor(t, [
+      "--tls-cert-file",
+      path.join(mount, "tls.crt"),
+      "--tls-key-file",
+      path.join(mount, "tls.key"),
+    ]);
+    const metrics = (await s.request("GET", "/metrics")).text;
+    const seconds = (which: string) =>
+      Number(
+        new RegExp(`ovn_admission_certificate_expiry_seconds\\{certificate="${which}"\\} (\\S+)`).exec(
+          metrics,
+        )?.[1],
+      );
+    const days = (n: number) => n * 86_400;
+    t.ok(seconds("serving") > days(29) && seconds("serving") <= days(30), `serving: ${seconds("serving")} s`);
+    t.ok(seconds("ca") > days(364) && seconds("ca") <= days(365), `ca: ${seconds("ca")} s`);
+  },
+);
 
 t.test("TLS 1.2 at least, and keep-alive of at least 90 s", async (t) => {
   const s = await serviceFor(t);
