@@ -19,11 +19,13 @@ import type { Logger } from "pino";
 import {
   ConnectionClosedError,
   RequestTimeoutError,
+  indexBy,
   namedUuid,
   op,
   TimedOutError,
   unlessTaken,
   type Claim,
+  type DatabaseCache,
   type Operation,
   type OvsdbClient,
   type Row,
@@ -96,7 +98,8 @@ const sameAddress = (a: NatAddress, b: NatAddress): boolean =>
 /** The unspecified address of the family: what a claim's logical_ip holds until a stored pod gives the real one. */
 const unspecified = (external: string): string => (external.includes(":") ? "::" : "0.0.0.0");
 
-class PodRowsChanged extends Error {
+/** The pod's rows changed between read and write (another writer, or a cache behind): read again and retry. */
+export class PodRowsChanged extends Error {
   override name = "PodRowsChanged";
 }
 
@@ -118,7 +121,25 @@ export interface StoredNatWant {
   stored: StoredPod;
 }
 
+function ownedOf(row: Row, on: OwnedNat["on"]): OwnedNat {
+  const external = row.external_ids as Record<string, string>;
+  return {
+    uuid: String(row._uuid),
+    pod: external[NAT_IDS.pod] ?? "",
+    uid: external[NAT_IDS.uid] ?? "",
+    since: Number(external[NAT_IDS.since] ?? 0),
+    on,
+    type: row.type as NatRow["type"],
+    external_ip: String(row.external_ip),
+    logical_ip: String(row.logical_ip),
+    logical_port: (row.logical_port as string | null) ?? null,
+    external_mac: (row.external_mac as string | null) ?? null,
+  };
+}
+
 export class NatHandler {
+  private watching: Promise<DatabaseCache> | undefined;
+
   constructor(
     private readonly northbound: OvsdbClient,
     private readonly router: string,
@@ -168,22 +189,38 @@ export class NatHandler {
       if (!where) continue;
       for (const uuid of (router.nat as string[] | null) ?? []) on.set(String(uuid), where);
     }
-    return (selected?.rows ?? []).map((row: Row): OwnedNat => {
-      const external = row.external_ids as Record<string, string>;
-      const uuid = String(row._uuid);
-      return {
-        uuid,
-        pod: external[NAT_IDS.pod] ?? "",
-        uid: external[NAT_IDS.uid] ?? "",
-        since: Number(external[NAT_IDS.since] ?? 0),
-        on: on.get(uuid) ?? "nowhere",
-        type: row.type as NatRow["type"],
-        external_ip: String(row.external_ip),
-        logical_ip: String(row.logical_ip),
-        logical_port: (row.logical_port as string | null) ?? null,
-        external_mac: (row.external_mac as string | null) ?? null,
-      };
+    return (selected?.rows ?? []).map((row: Row) => ownedOf(row, on.get(String(row._uuid)) ?? "nowhere"));
+  }
+
+  /**
+   * A monitor of our NAT rows (by pod) and of which router holds each: a
+   * claim reads the pod's rows without a round trip, and without fetching
+   * the routers' whole nat sets (which grow with every pod). A cache that is
+   * behind is caught by the pod-rows `wait` of the write, and the retry
+   * reads from the database.
+   */
+  private rowsCache(): Promise<DatabaseCache> {
+    this.watching ??= this.northbound.cache(NB, {
+      NAT: { columns: COLUMNS.filter((c) => c !== "_uuid"), indexes: { pod: indexBy.mapKey(NAT_IDS.pod) } },
+      Logical_Router: { columns: ["name", "nat"], indexes: { nat: indexBy.column("nat") } },
     });
+    this.watching.catch(() => (this.watching = undefined));
+    return this.watching;
+  }
+
+  /** The pod's rows as the cache has them (see rowsCache). */
+  async cachedOwned(pod: string): Promise<OwnedNat[]> {
+    const cache = await this.rowsCache();
+    return cache
+      .table("NAT")
+      .lookup("pod", pod)
+      .filter((row) => (row.external_ids as Record<string, string>)[NAT_IDS.owner] === OWNER)
+      .map((row) => {
+        const [router] = cache.table("Logical_Router").lookup("nat", String(row._uuid));
+        const on =
+          router?.name === this.router ? "router" : router?.name === CLAIMS_ROUTER ? "claims" : "nowhere";
+        return ownedOf(row, on);
+      });
   }
 
   /**
@@ -193,8 +230,11 @@ export class NatHandler {
    * it. Nothing routes differently afterwards.
    */
   claim(claim: NatClaim): Promise<NatOutcome> {
+    let fresh = false;
     return this.retrying(claim.pod, async () => {
-      const current = await this.owned(claim.pod);
+      // The cache first; after a retry, the database.
+      const current = fresh ? await this.owned(claim.pod) : await this.cachedOwned(claim.pod);
+      fresh = true;
       if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return "held";
       await this.take(claim.pod, claim.holds, current, CLAIMS_ROUTER, this.claimWrites(claim));
       this.log.info(
@@ -393,8 +433,8 @@ export class NatHandler {
    * waits and writes, and what a failed wait means; undefined when the pod
    * already holds the address.
    */
-  async claimPart(claim: NatClaim): Promise<ClaimPart | undefined> {
-    const current = await this.owned(claim.pod);
+  async claimPart(claim: NatClaim, fresh = false): Promise<ClaimPart | undefined> {
+    const current = fresh ? await this.owned(claim.pod) : await this.cachedOwned(claim.pod);
     if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return undefined;
     const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
     return {

@@ -47,7 +47,7 @@ import {
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
 import type { NatClaim } from "../webhooks/gateway.js";
 import type { PortClaim } from "../webhooks/ports.js";
-import type { ClaimPart } from "./nat.js";
+import { PodRowsChanged, type ClaimPart } from "./nat.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
 
@@ -162,7 +162,7 @@ export class PortHandler {
     private readonly northbound: OvsdbClient,
     private readonly log: Logger,
     /** Claims a pod's EIP or SNAT address inside its port's transaction. */
-    private readonly nat?: { claimPart(claim: NatClaim): Promise<ClaimPart | undefined> },
+    private readonly nat?: { claimPart(claim: NatClaim, fresh?: boolean): Promise<ClaimPart | undefined> },
   ) {}
 
   get intents(): Record<string, IntentHandler> {
@@ -391,7 +391,7 @@ export class PortHandler {
       ];
       for (const key of keys) this.pending.set(key, claim.pod);
       try {
-        const natPart = claim.nat ? await this.nat?.claimPart(claim.nat) : undefined;
+        const natPart = claim.nat ? await this.nat?.claimPart(claim.nat, attempt > 1) : undefined;
         await this.insertPort(claim, chosen, { uid: claim.uid }, CLAIMS_SWITCH, natPart);
         natPart?.done();
         this.log.info(
@@ -402,6 +402,8 @@ export class PortHandler {
       } catch (err) {
         // Another replica took it between our read and our write: the next free one, unless it was asked for.
         if (err instanceof AddressTaken && !claim.ips?.length && attempt < 20) continue;
+        // The pod's NAT rows were not what the cache said: read them from the database and try again.
+        if (err instanceof PodRowsChanged && attempt < 5) continue;
         if (err instanceof AddressTaken)
           throw new IntentRefused(`${annotationField(ANNOTATION.ipAddress)}: ${err.message}`);
         const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;

@@ -18,28 +18,45 @@ import {
 } from "./values.js";
 
 /** Computes the keys a row is filed under in an index (none, one or many). */
-export type IndexKey = (row: Row) => string | string[] | undefined;
+export type IndexKey = ((row: Row) => string | string[] | undefined) & {
+  /** The one column the keys come from, when known: a change elsewhere leaves the index as it is. */
+  column?: string;
+  /** The keys are the column's set elements (as strings): a set diff refiles just what changed. */
+  elements?: boolean;
+};
+
+/** What an update2 `modify` changed: the columns, and for set columns the elements added and removed. */
+export interface RowChange {
+  columns: Set<string>;
+  sets: Map<string, { added: Atom[]; removed: Atom[] }>;
+}
 
 /** Common index keys. */
 export const indexBy = {
   /** A column's value; each element for a set column. */
   column(name: string): IndexKey {
-    return (row) => {
+    const key: IndexKey = (row) => {
       const v = row[name];
       if (v === null || v === undefined) return undefined;
       if (Array.isArray(v)) return v.map(String);
       if (typeof v === "object") return undefined;
       return String(v);
     };
+    key.column = name;
+    key.elements = true;
+    return key;
   },
   /** One key of a map column, `external_ids` by default. */
   mapKey(key: string, column = "external_ids"): IndexKey {
-    return (row) => {
-      const map = row[column];
-      if (!map || typeof map !== "object" || Array.isArray(map)) return undefined;
-      const v = (map as Record<string, Atom>)[key];
-      return v === undefined ? undefined : String(v);
-    };
+    return Object.assign(
+      (row: Row) => {
+        const map = row[column];
+        if (!map || typeof map !== "object" || Array.isArray(map)) return undefined;
+        const v = (map as Record<string, Atom>)[key];
+        return v === undefined ? undefined : String(v);
+      },
+      { column },
+    );
   },
 };
 
@@ -119,8 +136,13 @@ export class TableCache {
   }
 
   /** @internal */
-  put(uuid: string, row: Row | undefined): Row | undefined {
+  put(uuid: string, row: Row | undefined, change?: RowChange): Row | undefined {
     const old = this.rows.get(uuid);
+    if (old && row) {
+      this.rows.set(uuid, row);
+      this.reindex(uuid, old, row, change);
+      return old;
+    }
     if (old) this.unindex(uuid, old);
     if (row) {
       this.rows.set(uuid, row);
@@ -145,6 +167,53 @@ export class TableCache {
     for (const [name, keyOf] of Object.entries(this.indexKeys)) {
       const index = this.indexes.get(name) as Map<string, Set<string>>;
       for (const key of this.keysOf(keyOf, row)) {
+        let set = index.get(key);
+        if (!set) index.set(key, (set = new Set()));
+        set.add(uuid);
+      }
+    }
+  }
+
+  /**
+   * A changed row is refiled only under the keys that changed: a router's
+   * `nat` set of thousands of rows gains one element per claim, and
+   * refiling all of them each time made a run of claims quadratic.
+   */
+  private reindex(uuid: string, old: Row, row: Row, change?: RowChange): void {
+    for (const [name, keyOf] of Object.entries(this.indexKeys)) {
+      const index = this.indexes.get(name) as Map<string, Set<string>>;
+      if (change && keyOf.column !== undefined) {
+        if (!change.columns.has(keyOf.column)) continue;
+        const diff = keyOf.elements ? change.sets.get(keyOf.column) : undefined;
+        if (diff) {
+          for (const key of diff.removed.map(String)) {
+            const set = index.get(key);
+            if (!set) continue;
+            set.delete(uuid);
+            if (set.size === 0) index.delete(key);
+          }
+          for (const key of diff.added.map(String)) {
+            let set = index.get(key);
+            if (!set) index.set(key, (set = new Set()));
+            set.add(uuid);
+          }
+          continue;
+        }
+      }
+      const before = this.keysOf(keyOf, old);
+      const after = this.keysOf(keyOf, row);
+      if (before.length === 1 && after.length === 1 && before[0] === after[0]) continue;
+      const kept = new Set(after);
+      const had = new Set(before);
+      for (const key of before) {
+        if (kept.has(key)) continue;
+        const set = index.get(key);
+        if (!set) continue;
+        set.delete(uuid);
+        if (set.size === 0) index.delete(key);
+      }
+      for (const key of after) {
+        if (had.has(key)) continue;
         let set = index.get(key);
         if (!set) index.set(key, (set = new Set()));
         set.add(uuid);
@@ -251,8 +320,9 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
         } else if (update.modify) {
           const old = table.get(uuid);
           if (!old) continue; // modify of a row we never saw: the next snapshot brings it
-          const row = this.modify(table.schema, old, update.modify);
-          table.put(uuid, row);
+          const change: RowChange = { columns: new Set(), sets: new Map() };
+          const row = this.modify(table.schema, old, update.modify, change);
+          table.put(uuid, row, change);
           this.emit("update", name, row, old);
         } else if ("delete" in update) {
           const old = table.put(uuid, undefined);
@@ -274,9 +344,10 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
    * map; the new value for a scalar, and for an optional value (a set of at
    * most one): ovsdb-server sends `"enabled": true` there, not a diff.
    */
-  private modify(schema: TableSchema, old: Row, diff: Record<string, unknown>): Row {
+  private modify(schema: TableSchema, old: Row, diff: Record<string, unknown>, change: RowChange): Row {
     const row: Row = { ...old };
     for (const [name, w] of Object.entries(diff)) {
+      change.columns.add(name);
       const column = schema.columns.get(name);
       if (!column || column.kind === "scalar" || column.kind === "optional") {
         row[name] = decodeValue(column, w);
@@ -292,18 +363,43 @@ export class DatabaseCache extends EventEmitter<CacheEvents> {
         row[name] = next;
       } else {
         const current = old[name];
-        const elements = new Set<Atom>(
+        const before: Atom[] =
           current === null || current === undefined
             ? []
             : Array.isArray(current)
-              ? current
-              : [current as Atom],
-        );
-        for (const we of wireSetElements(w)) {
-          const e = decodeAtom(we);
-          if (!elements.delete(e)) elements.add(e);
+              ? (current as Atom[])
+              : [current as Atom];
+        const toggled = wireSetElements(w).map(decodeAtom);
+        const added: Atom[] = [];
+        const removed: Atom[] = [];
+        // A few elements toggled in a large set (a port added to a switch): a copy and a search each, no rehash of the set.
+        let next: Atom[];
+        if (toggled.length <= 16) {
+          next = before.slice();
+          for (const e of toggled) {
+            const at = next.indexOf(e);
+            if (at >= 0) {
+              next[at] = next[next.length - 1] as Atom;
+              next.pop();
+              removed.push(e);
+            } else {
+              next.push(e);
+              added.push(e);
+            }
+          }
+        } else {
+          const elements = new Set<Atom>(before);
+          for (const e of toggled) {
+            if (elements.delete(e)) removed.push(e);
+            else {
+              elements.add(e);
+              added.push(e);
+            }
+          }
+          next = [...elements];
         }
-        row[name] = [...elements];
+        row[name] = next;
+        change.sets.set(name, { added, removed });
       }
     }
     return row;

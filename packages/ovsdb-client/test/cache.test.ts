@@ -224,3 +224,54 @@ t.test(
     );
   },
 );
+
+t.test("a set column's index follows each diff: one port in, one out, many at once", async (t) => {
+  const nb = await northbound(t);
+  const client = await connect(t, { remote: nb.unixRemote });
+  await nbctl(nb.unixRemote, "ls-add", "sw", "--", "ls-add", "other");
+  const cache = await client.cache(NB, {
+    Logical_Switch: {
+      columns: ["name", "ports"],
+      indexes: { port: indexBy.column("ports"), name: indexBy.column("name") },
+    },
+  });
+  const insert = async (names: string[], into: string) => {
+    const replies = await client.transact(NB, [
+      ...names.map((n, i) => op.insert("Logical_Switch_Port", { name: n }, { uuidName: `p${i}` })),
+      op.mutate(
+        "Logical_Switch",
+        [["name", "==", into]],
+        [["ports", "insert", names.map((_, i) => namedUuid(`p${i}`))]],
+      ),
+    ]);
+    return replies.slice(0, names.length).map((r) => String(r?.uuid));
+  };
+  const many = await insert(
+    Array.from({ length: 40 }, (_, i) => `m${i}`),
+    "sw",
+  );
+  const [one] = await insert(["one"], "sw");
+  const holder = (uuid: string) =>
+    cache
+      .table("Logical_Switch")
+      .lookup("port", uuid)
+      .map((r) => String(r.name));
+  await eventually("ports indexed", () => holder(one as string).length === 1);
+  t.same(holder(many[7] as string), ["sw"], "each of a 40-element diff is filed");
+  // Move one port to the other switch, then drop 20 at once.
+  await client.transact(NB, [
+    op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "delete", [one as string]]]),
+    op.mutate("Logical_Switch", [["name", "==", "other"]], [["ports", "insert", [one as string]]]),
+  ]);
+  await eventually("moved", () => holder(one as string)[0] === "other");
+  t.same(holder(one as string), ["other"], "one out of sw, into other");
+  await client.transact(NB, [
+    op.mutate("Logical_Switch", [["name", "==", "sw"]], [["ports", "delete", many.slice(0, 20)]]),
+  ]);
+  await eventually("dropped", () => holder(many[0] as string).length === 0);
+  t.same(holder(many[0] as string), []);
+  t.same(holder(many[30] as string), ["sw"]);
+  const [sw] = cache.table("Logical_Switch").lookup("name", "sw");
+  t.equal((sw?.ports as string[]).length, 20, "the row's set agrees with its index");
+  t.equal(cache.table("Logical_Switch").indexSize("port"), 21, "20 ports on sw, one on other: nothing stale");
+});
