@@ -25,6 +25,7 @@ import {
   TimedOutError,
   unlessTaken,
   type Claim,
+  type Condition,
   type DatabaseCache,
   type Operation,
   type OvsdbClient,
@@ -33,6 +34,7 @@ import {
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
 import { sameNat, type NatAddress, type NatClaim, type NatRow, type NatWant } from "../webhooks/gateway.js";
 import type { Intent } from "../webhooks/verdict.js";
+import { ClaimDeferred, GroupCommit } from "./group-commit.js";
 import { IntentRefused, type IntentHandler } from "./intents.js";
 
 const NB = "OVN_Northbound";
@@ -139,6 +141,8 @@ function ownedOf(row: Row, on: OwnedNat["on"]): OwnedNat {
 
 export class NatHandler {
   private watching: Promise<DatabaseCache> | undefined;
+  /** Claims that arrive together share a transaction, each under its own waits. */
+  private readonly claims: GroupCommit;
 
   constructor(
     private readonly northbound: OvsdbClient,
@@ -146,7 +150,9 @@ export class NatHandler {
     private readonly log: Logger,
     /** Called once a pod's row is in place (to set `ovn.kubernetes.io/routed`). */
     private readonly onProgrammed: (want: NatWant) => void = () => undefined,
-  ) {}
+  ) {
+    this.claims = new GroupCommit(northbound, NB);
+  }
 
   /** Admission's one NAT intent: hold the address (never a routing change). */
   get intents(): Record<string, IntentHandler> {
@@ -201,7 +207,10 @@ export class NatHandler {
    */
   private rowsCache(): Promise<DatabaseCache> {
     this.watching ??= this.northbound.cache(NB, {
-      NAT: { columns: COLUMNS.filter((c) => c !== "_uuid"), indexes: { pod: indexBy.mapKey(NAT_IDS.pod) } },
+      NAT: {
+        columns: COLUMNS.filter((c) => c !== "_uuid"),
+        indexes: { pod: indexBy.mapKey(NAT_IDS.pod), externalIp: indexBy.column("external_ip") },
+      },
       Logical_Router: { columns: ["name", "nat"], indexes: { nat: indexBy.column("nat") } },
     });
     this.watching.catch(() => (this.watching = undefined));
@@ -232,16 +241,41 @@ export class NatHandler {
   claim(claim: NatClaim): Promise<NatOutcome> {
     let fresh = false;
     return this.retrying(claim.pod, async () => {
-      // The cache first; after a retry, the database.
-      const current = fresh ? await this.owned(claim.pod) : await this.cachedOwned(claim.pod);
-      fresh = true;
-      if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return "held";
-      await this.take(claim.pod, claim.holds, current, CLAIMS_ROUTER, this.claimWrites(claim));
-      this.log.info(
-        { event: "nat-claimed", pod: claim.pod, uid: claim.uid, ...claim.holds },
-        "address claimed",
-      );
-      return "claimed";
+      for (let round = 1; ; round++) {
+        if (!fresh) {
+          // Held by another pod, as far as the cache knows: refused without a transaction (contended
+          // addresses cost a lookup); the wait below stays the guarantee when the cache is behind.
+          const cache = await this.rowsCache();
+          const rows = cache.table("NAT").lookup("externalIp", claim.holds.external_ip);
+          const taken = rows.some(
+            (row) =>
+              (row.external_ids as Record<string, string>)[NAT_IDS.pod] !== claim.pod &&
+              (claim.holds.type === "dnat_and_snat" || row.type === "dnat_and_snat"),
+          );
+          if (taken) throw this.refusalFrom(claim.pod, claim.holds, rows);
+        }
+        // The cache first; after a retry (the pod's rows changed, a reply was lost), the database.
+        const current = fresh ? await this.owned(claim.pod) : await this.cachedOwned(claim.pod);
+        if (current.some((r) => r.on !== "nowhere" && sameAddress(r, claim.holds))) return "held";
+        const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
+        try {
+          await this.claims.submit({
+            keys: [claim.holds.external_ip],
+            build: (name) => ({ waits: guards.waits, writes: this.claimWrites(claim, `nat_${name}`) }),
+            explain: guards.explain,
+          });
+        } catch (err) {
+          // Another claim of the address went first: look again, as if this one had come just after it.
+          if (err instanceof ClaimDeferred && round < 20) continue;
+          fresh = true;
+          throw err;
+        }
+        this.log.info(
+          { event: "nat-claimed", pod: claim.pod, uid: claim.uid, ...claim.holds },
+          "address claimed",
+        );
+        return "claimed";
+      }
     });
   }
 
@@ -355,14 +389,24 @@ export class NatHandler {
   }
 
   /** The pod's rows are still those just read: two writers for one pod never leave two rows. */
-  private podRowsUnchanged(pod: string, current: readonly OwnedNat[]): Operation {
+  /**
+   * The pod's rows are still `current`; with `address`, only its rows of
+   * that address. A claim guards just those: the one race it must lose is the
+   * same pod's admission claiming the same address twice (two replicas, a
+   * retry), and `external_ip ==` first lets ovsdb-server skip every other row
+   * before it compares maps, where a scan of every row's external_ids halved
+   * the claims a Northbound could take.
+   */
+  private podRowsUnchanged(pod: string, current: readonly OwnedNat[], address?: string): Operation {
     const compared = ["type", "external_ip", "logical_ip"] as const;
+    const mine: Condition = ["external_ids", "includes", { [NAT_IDS.owner]: OWNER, [NAT_IDS.pod]: pod }];
+    const rows = address ? current.filter((r) => r.external_ip === address) : current;
     return op.wait(
       "NAT",
-      [["external_ids", "includes", { [NAT_IDS.owner]: OWNER, [NAT_IDS.pod]: pod }]],
+      address ? [["external_ip", "==", address], mine] : [mine],
       [...compared],
       "==",
-      current.map((r) => Object.fromEntries(compared.map((c) => [c, r[c]]))),
+      rows.map((r) => Object.fromEntries(compared.map((c) => [c, r[c]]))),
       0,
     );
   }
@@ -396,7 +440,7 @@ export class NatHandler {
     const waits: Operation[] = [
       unlessTaken(claim),
       op.wait("Logical_Router", [["name", "==", router]], ["name"], "!=", [], 0),
-      this.podRowsUnchanged(pod, current),
+      this.podRowsUnchanged(pod, current, router === CLAIMS_ROUTER ? holds.external_ip : undefined),
     ];
     const explain = async (index: number): Promise<Error> => {
       if (index === 0) return this.refusal(pod, holds);
@@ -450,7 +494,7 @@ export class NatHandler {
   }
 
   /** The claim row on the claims router: the address, and nothing it could route to. */
-  private claimWrites(claim: NatClaim): Operation[] {
+  private claimWrites(claim: NatClaim, uuidName = "nat"): Operation[] {
     const row: Row = {
       type: claim.holds.type,
       external_ip: claim.holds.external_ip,
@@ -463,8 +507,12 @@ export class NatHandler {
       },
     };
     return [
-      op.insert("NAT", row, { uuidName: "nat" }),
-      op.mutate("Logical_Router", [["name", "==", CLAIMS_ROUTER]], [["nat", "insert", [namedUuid("nat")]]]),
+      op.insert("NAT", row, { uuidName }),
+      op.mutate(
+        "Logical_Router",
+        [["name", "==", CLAIMS_ROUTER]],
+        [["nat", "insert", [namedUuid(uuidName)]]],
+      ),
     ];
   }
 
@@ -495,7 +543,12 @@ export class NatHandler {
     const [selected] = await this.northbound.transact(NB, [
       op.select("NAT", [["external_ip", "==", holds.external_ip]], COLUMNS),
     ]);
-    const holders = (selected?.rows ?? [])
+    return this.refusalFrom(pod, holds, selected?.rows ?? []);
+  }
+
+  /** The refusal naming who holds the address among `rows` (the NAT rows with that external IP). */
+  private refusalFrom(pod: string, holds: NatAddress, rows: readonly Row[]): IntentRefused {
+    const holders = rows
       .map((row: Row) => ({
         pod: (row.external_ids as Record<string, string>)[NAT_IDS.pod] ?? "",
         type: row.type as NatRow["type"],
