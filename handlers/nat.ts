@@ -77,7 +77,10 @@ export interface OwnedNat extends NatRow {
 /** Part of another transaction: waits first, writes after, and what a failed wait (by index) means. */
 export interface ClaimPart {
   waits: Operation[];
-  writes: Operation[];
+  /** What it takes (for group commit: two claims of one key never share a transaction). */
+  keys: string[];
+  /** Its writes; `name` makes their uuid-names unique in a shared transaction. */
+  writes: (name: string) => Operation[];
   explain: (index: number) => Promise<Error>;
   /** Called once the transaction committed. */
   done: () => void;
@@ -483,7 +486,8 @@ export class NatHandler {
     const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
     return {
       waits: guards.waits,
-      writes: this.claimWrites(claim),
+      keys: [`nat|${claim.holds.external_ip}`],
+      writes: (name) => this.claimWrites(claim, `nat_${name}`),
       explain: guards.explain,
       done: () =>
         this.log.info(

@@ -47,6 +47,7 @@ import {
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
 import type { NatClaim } from "../webhooks/gateway.js";
 import type { PortClaim } from "../webhooks/ports.js";
+import { ClaimDeferred, GroupCommit } from "./group-commit.js";
 import { PodRowsChanged, type ClaimPart } from "./nat.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
@@ -157,13 +158,17 @@ export class PortHandler {
   private readonly claiming = new Map<string, Promise<IntentResult>>();
   /** Where the search for a free address goes on, per subnet and family: allocation is O(1) amortised. */
   private readonly cursors = new Map<string, bigint>();
+  /** Claims that arrive together share a transaction. */
+  private readonly claims: GroupCommit;
 
   constructor(
     private readonly northbound: OvsdbClient,
     private readonly log: Logger,
     /** Claims a pod's EIP or SNAT address inside its port's transaction. */
     private readonly nat?: { claimPart(claim: NatClaim, fresh?: boolean): Promise<ClaimPart | undefined> },
-  ) {}
+  ) {
+    this.claims = new GroupCommit(northbound, NB);
+  }
 
   get intents(): Record<string, IntentHandler> {
     return {
@@ -404,6 +409,8 @@ export class PortHandler {
         if (err instanceof AddressTaken && !claim.ips?.length && attempt < 20) continue;
         // The pod's NAT rows were not what the cache said: read them from the database and try again.
         if (err instanceof PodRowsChanged && attempt < 5) continue;
+        // A claim of the same address went first in a shared transaction: choose again, as if just after it.
+        if (err instanceof ClaimDeferred && attempt < 20) continue;
         if (err instanceof AddressTaken)
           throw new IntentRefused(`${annotationField(ANNOTATION.ipAddress)}: ${err.message}`);
         const lost = err instanceof ConnectionClosedError || err instanceof RequestTimeoutError;
@@ -478,44 +485,49 @@ export class PortHandler {
       wait: op.wait("Logical_Switch", [["name", "==", into]], ["name"], "!=", [], 0),
     });
     const waits = guards.map((g) => g.wait);
-    try {
-      await this.northbound.transact(NB, [
-        ...waits,
-        ...(with_?.waits ?? []),
-        op.insert(
-          LSP,
-          {
-            name: claim.port,
-            addresses: [address],
-            port_security: [address],
-            enabled: into !== CLAIMS_SWITCH,
-            external_ids: ids,
-          },
-          { uuidName: "port" },
-        ),
-        op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid("port")]]]),
-        ...(with_?.writes ?? []),
-      ]);
-    } catch (err) {
-      // A wait of the part that came with the port (the pod's NAT claim): it says what it means.
-      if (
-        with_ &&
-        err instanceof TimedOutError &&
-        err.index >= waits.length &&
-        err.index < waits.length + with_.waits.length
-      )
-        throw await with_.explain(err.index - waits.length);
-      const failed = err instanceof TimedOutError ? guards[err.index] : undefined;
+    const writes = (name: string): Operation[] => [
+      op.insert(
+        LSP,
+        {
+          name: claim.port,
+          addresses: [address],
+          port_security: [address],
+          enabled: into !== CLAIMS_SWITCH,
+          external_ids: ids,
+        },
+        { uuidName: `port_${name}` },
+      ),
+      op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid(`port_${name}`)]]]),
+      ...(with_?.writes(name) ?? []),
+    ];
+    // What a failed wait means, by its index among this claim's waits (its own, then its NAT part's).
+    const explain = async (index: number): Promise<Error> => {
+      if (with_ && index >= waits.length) return with_.explain(index - waits.length);
+      const failed = guards[index];
       if (failed?.what === "address")
-        throw new AddressTaken(
+        return new AddressTaken(
           `${failed.ip} was just taken in subnet ${claim.subnet} by pod ${this.holderOf(addressKey(claim.subnet, failed.ip as string)) ?? "another pod"}`,
         );
       if (failed?.what === "mac")
-        throw new AddressTaken(`MAC ${chosen.mac} was just taken in subnet ${claim.subnet}`);
-      if (failed?.what === "switch")
-        throw new IntentRefused(
-          `logical switch ${into} does not exist in OVN Northbound${into === CLAIMS_SWITCH ? " (it is made at start-up)" : ` (subnet ${claim.subnet} is programmed from its stored Subnet)`}`,
-        );
+        return new AddressTaken(`MAC ${chosen.mac} was just taken in subnet ${claim.subnet}`);
+      return new IntentRefused(
+        `logical switch ${into} does not exist in OVN Northbound${into === CLAIMS_SWITCH ? " (it is made at start-up)" : ` (subnet ${claim.subnet} is programmed from its stored Subnet)`}`,
+      );
+    };
+    const allWaits = [...waits, ...(with_?.waits ?? [])];
+    if (into === CLAIMS_SWITCH) {
+      // Claims that arrive together share a transaction (handlers/group-commit.ts).
+      await this.claims.submit({
+        keys: [...chosen.ips.map((ip) => addressKey(claim.subnet, ip)), ...(with_?.keys ?? [])],
+        build: (name) => ({ waits: allWaits, writes: writes(name) }),
+        explain,
+      });
+      return;
+    }
+    try {
+      await this.northbound.transact(NB, [...allWaits, ...writes("one")]);
+    } catch (err) {
+      if (err instanceof TimedOutError && err.index < allWaits.length) throw await explain(err.index);
       throw err;
     }
   }
