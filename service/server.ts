@@ -113,8 +113,15 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   let localNorthbound: OvsdbServer | undefined;
   let remote = config.northboundRemote;
   if (!remote) {
-    mkdirSync(config.stateDir, { recursive: true });
-    localNorthbound = await startNorthbound({ dir: config.stateDir, tcp: false });
+    try {
+      mkdirSync(config.stateDir, { recursive: true });
+      localNorthbound = await startNorthbound({ dir: config.stateDir, tcp: false });
+    } catch (err) {
+      // In a container there is no ovsdb-server to start: the cluster's Northbound must be named.
+      throw new StartupError(
+        `no --nb-remote (OVN_NB_REMOTE) was given, and a local Northbound for development could not be started: ${(err as Error).message.split("\n")[0]}; in a cluster, set --nb-remote to OVN Northbound (e.g. tcp:ovn-nb.kube-system.svc:6641)`,
+      );
+    }
     remote = localNorthbound.unixRemote;
     log.info(
       { event: "local-northbound-started", remote, dbFile: localNorthbound.dbFile, pid: localNorthbound.pid },

@@ -63,6 +63,14 @@ t.test(
     ];
     const help = await run("env", ["-i", ...chroot, "--help"]);
     t.match(help.stdout, /^Usage: ovn-admission \[options\]/, "--help works");
+    // Without --nb-remote, the image has no ovsdb-server to start for development: told so, no stack trace.
+    const alone = await run("env", ["-i", ...chroot, "--certs-dir=/tmp"]).then(
+      () => ({ code: 0, stderr: "" }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    t.equal(alone.code, 1, "exit 1");
+    t.match(alone.stderr, /^ovn-admission: no --nb-remote \(OVN_NB_REMOTE\) was given/);
+    t.notMatch(alone.stderr, /\n\s+at /, "no stack trace");
 
     const nb = await northboundFor(t);
     const port = await freePort();
