@@ -6,7 +6,7 @@
  * the folder scripts/kube-assets.sh builds them into.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import os from "node:os";
@@ -121,9 +121,10 @@ function startProcess(
   binary: string,
   args: string[],
   logFile: string,
-): { child: ChildProcess; exited: Promise<void> } {
+): { child: ChildProcess; exited: Promise<void>; tail: () => string } {
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   const log: Buffer[] = [];
+  const tail = () => Buffer.concat(log).toString().slice(-1500);
   child.stdout?.on("data", (d: Buffer) => log.push(d));
   child.stderr?.on("data", (d: Buffer) => log.push(d));
   const exited = new Promise<void>((resolve) =>
@@ -133,7 +134,12 @@ function startProcess(
     }),
   );
   process.on("exit", () => child.kill("SIGKILL"));
-  return { child, exited };
+  return { child, exited, tail };
+}
+
+/** A control-plane process exited while we waited for it (a port taken between freePort and bind, say). */
+class EarlyExit extends Error {
+  override name = "EarlyExit";
 }
 
 /**
@@ -187,210 +193,244 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
     stdio: "ignore",
   });
 
-  const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcd = startProcess(
-    path.join(assets.dir, "etcd"),
-    [
-      "--name=e2e",
-      `--data-dir=${path.join(dir, "etcd")}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=e2e=http://127.0.0.1:${peerPort}`,
-      "--unsafe-no-fsync=true",
-    ],
-    path.join(dir, "etcd.log"),
-  );
-  const apiserverArgs = [
-    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-    "--bind-address=127.0.0.1",
-    "--advertise-address=127.0.0.1",
-    `--secure-port=${apiPort}`,
-    "--insecure-port=0",
-    `--cert-dir=${pki}`,
-    `--tls-cert-file=${serving.certFile}`,
-    `--tls-private-key-file=${serving.keyFile}`,
-    `--client-ca-file=${ca.certFile}`,
-    `--service-account-key-file=${path.join(pki, "sa.pub")}`,
-    `--service-account-signing-key-file=${serviceAccountKey}`,
-    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    "--service-cluster-ip-range=10.0.0.0/24",
-    "--authorization-mode=RBAC",
-    // Pods are created without the token controller; the service account plugin would refuse them.
-    "--disable-admission-plugins=ServiceAccount",
-    "--allow-privileged=true",
-    ...(options.watchCache === false ? ["--watch-cache=false"] : []),
-    ...(options.webhookClient
-      ? [`--admission-control-config-file=${writeAdmissionConfiguration(dir, options.webhookClient)}`]
-      : []),
-  ];
-  let apiserver = startProcess(
-    path.join(assets.dir, "kube-apiserver"),
-    apiserverArgs,
-    path.join(dir, "kube-apiserver.log"),
-  );
-  const controlPlane: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
-  const stop = async (): Promise<void> => {
-    for (const process_ of controlPlane) await terminate(process_);
-    await terminate(apiserver);
-    await terminate(etcd);
-  };
-
-  const url = `https://127.0.0.1:${apiPort}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
-    users: [{ name: "admin", certFile: admin.certFile, keyFile: admin.keyFile }],
-    contexts: [{ name: "e2e", cluster: "e2e", user: "admin" }],
-    currentContext: "e2e",
-  });
-  const kubeconfigFile = path.join(dir, "kubeconfig");
-  writeFileSync(kubeconfigFile, kubeConfig.exportConfig());
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
-
-  const ready = () =>
-    waitFor(
-      "kube-apiserver /readyz",
-      async () => {
-        const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
-        return status === 200;
-      },
-      90_000,
+  // A port found free may be taken by a parallel test before the process binds it: then the
+  // process exits, and the control plane starts again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    rmSync(path.join(dir, "etcd"), { recursive: true, force: true });
+    const etcd = startProcess(
+      path.join(assets.dir, "etcd"),
+      [
+        "--name=e2e",
+        `--data-dir=${path.join(dir, "etcd")}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=e2e=http://127.0.0.1:${peerPort}`,
+        "--unsafe-no-fsync=true",
+      ],
+      path.join(dir, "etcd.log"),
     );
-  await ready();
-  if (options.controllers) {
-    for (const binary of ["kube-controller-manager", "kube-scheduler"])
-      if (!existsSync(path.join(assets.dir, binary)))
-        throw new Error(`no ${binary} in ${assets.dir}: run scripts/kube-assets.sh (npm test does)`);
-    controlPlane.push(
-      startProcess(
-        path.join(assets.dir, "kube-controller-manager"),
-        [
-          `--kubeconfig=${kubeconfigFile}`,
-          "--controllers=deployment,replicaset",
-          "--leader-elect=false",
-          "--port=0",
-          `--secure-port=${await freePort()}`,
-          "--bind-address=127.0.0.1",
-          `--cert-dir=${path.join(dir, "controller-manager")}`,
-        ],
-        path.join(dir, "kube-controller-manager.log"),
-      ),
-      startProcess(
-        path.join(assets.dir, "kube-scheduler"),
-        [
-          `--kubeconfig=${kubeconfigFile}`,
-          `--authentication-kubeconfig=${kubeconfigFile}`,
-          `--authorization-kubeconfig=${kubeconfigFile}`,
-          "--leader-elect=false",
-          "--port=0",
-          `--secure-port=${await freePort()}`,
-          "--bind-address=127.0.0.1",
-          `--cert-dir=${path.join(dir, "scheduler")}`,
-        ],
-        path.join(dir, "kube-scheduler.log"),
-      ),
+    const apiserverArgs = [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      "--insecure-port=0",
+      `--cert-dir=${pki}`,
+      `--tls-cert-file=${serving.certFile}`,
+      `--tls-private-key-file=${serving.keyFile}`,
+      `--client-ca-file=${ca.certFile}`,
+      `--service-account-key-file=${path.join(pki, "sa.pub")}`,
+      `--service-account-signing-key-file=${serviceAccountKey}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--authorization-mode=RBAC",
+      // Pods are created without the token controller; the service account plugin would refuse them.
+      "--disable-admission-plugins=ServiceAccount",
+      "--allow-privileged=true",
+      ...(options.watchCache === false ? ["--watch-cache=false"] : []),
+      ...(options.webhookClient
+        ? [`--admission-control-config-file=${writeAdmissionConfiguration(dir, options.webhookClient)}`]
+        : []),
+    ];
+    let apiserver = startProcess(
+      path.join(assets.dir, "kube-apiserver"),
+      apiserverArgs,
+      path.join(dir, "kube-apiserver.log"),
     );
-  }
-
-  for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
-    for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);
-  }
-  await waitFor(
-    "CRDs established",
-    async () => {
-      for (const name of [
-        "subnets.kubeovn.io",
-        "vpcs.kubeovn.io",
-        "vpc-nat-gateways.kubeovn.io",
-        "network-attachment-definitions.k8s.cni.cncf.io",
-      ]) {
-        const crd = (await objects.read({
-          apiVersion: "apiextensions.k8s.io/v1",
-          kind: "CustomResourceDefinition",
-          metadata: { name },
-        })) as KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
-        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"))
-          return false;
-      }
-      return true;
-    },
-    30_000,
-  );
-
-  return {
-    kubeConfig,
-    kubeconfigFile,
-    objects,
-    url,
-    async registerWebhooks(serviceUrl: string, caFile: string) {
-      const caBundle = readFileSync(caFile).toString("base64");
-      for (const config of yamlObjects(path.join("manifests", "base", "webhooks.yaml"))) {
-        const spec = config as KubernetesObject & {
-          webhooks: Array<{ clientConfig: Record<string, unknown> }>;
-        };
-        delete spec.metadata?.annotations?.["cert-manager.io/inject-ca-from"];
-        for (const webhook of spec.webhooks) {
-          const service = webhook.clientConfig.service as { path: string };
-          webhook.clientConfig = { url: `${serviceUrl}${service.path}`, caBundle };
-        }
-        await objects.create(spec);
-      }
-    },
-    createSubnet(name, spec, options = {}) {
-      return kubeConfig.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-        group: "kubeovn.io",
-        version: "v1",
-        plural: "subnets",
-        body: { apiVersion: "kubeovn.io/v1", kind: "Subnet", metadata: { name }, spec },
-        ...(options.dryRun ? { dryRun: "All" } : {}),
-      });
-    },
-    async userKubeconfig(user: string) {
-      const cert = await issueCertificate(pki, `user-${user}`, ca, {
-        commonName: user,
-        usage: "clientAuth",
-        days: 2,
-      });
-      const config = new KubeConfig();
-      config.loadFromOptions({
-        clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
-        users: [{ name: user, certFile: cert.certFile, keyFile: cert.keyFile }],
-        contexts: [{ name: "e2e", cluster: "e2e", user }],
-        currentContext: "e2e",
-      });
-      const file = path.join(dir, `kubeconfig-${user}`);
-      writeFileSync(file, config.exportConfig());
-      return file;
-    },
-    async restartApiServer() {
+    const controlPlane: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
+    const stop = async (): Promise<void> => {
+      for (const process_ of controlPlane) await terminate(process_);
       await terminate(apiserver);
-      apiserver = startProcess(
-        path.join(assets.dir, "kube-apiserver"),
-        apiserverArgs,
-        path.join(dir, "kube-apiserver.log"),
-      );
+      await terminate(etcd);
+    };
+
+    const url = `https://127.0.0.1:${apiPort}`;
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromOptions({
+      clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
+      users: [{ name: "admin", certFile: admin.certFile, keyFile: admin.keyFile }],
+      contexts: [{ name: "e2e", cluster: "e2e", user: "admin" }],
+      currentContext: "e2e",
+    });
+    const kubeconfigFile = path.join(dir, "kubeconfig");
+    writeFileSync(kubeconfigFile, kubeConfig.exportConfig());
+    const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+
+    const ready = async () => {
+      let stopped = false;
+      const exited = Promise.race([
+        etcd.exited.then(() => "etcd" as const),
+        apiserver.exited.then(() => "kube-apiserver" as const),
+      ]).then((which) => {
+        if (stopped) return;
+        const log = which === "etcd" ? etcd.tail() : apiserver.tail();
+        throw new EarlyExit(`${which} exited while starting; its last output:\n${log}`);
+      });
+      try {
+        await Promise.race([
+          waitFor(
+            "kube-apiserver /readyz",
+            async () => {
+              const { status } = await fetchWithCert(`${url}/readyz`, ca.certFile, admin);
+              return status === 200;
+            },
+            90_000,
+          ).catch((err: Error) => {
+            throw new Error(`${err.message}; kube-apiserver's last output:\n${apiserver.tail()}`);
+          }),
+          exited,
+        ]);
+      } finally {
+        stopped = true;
+      }
+    };
+    try {
       await ready();
-    },
-    async compact() {
-      const post = (route: string, body: unknown) =>
-        new Promise<Record<string, unknown>>((resolve, reject) => {
-          const request = http.request(`http://127.0.0.1:${etcdPort}${route}`, { method: "POST" }, (res) => {
-            let text = "";
-            res.on("data", (d: Buffer) => (text += d.toString()));
-            res.on("end", () => resolve(JSON.parse(text) as Record<string, unknown>));
-          });
-          request.on("error", reject);
-          request.end(JSON.stringify(body));
+    } catch (err) {
+      await stop();
+      if (err instanceof EarlyExit && attempt < 3) continue;
+      throw err;
+    }
+    if (options.controllers) {
+      for (const binary of ["kube-controller-manager", "kube-scheduler"])
+        if (!existsSync(path.join(assets.dir, binary)))
+          throw new Error(`no ${binary} in ${assets.dir}: run scripts/kube-assets.sh (npm test does)`);
+      controlPlane.push(
+        startProcess(
+          path.join(assets.dir, "kube-controller-manager"),
+          [
+            `--kubeconfig=${kubeconfigFile}`,
+            "--controllers=deployment,replicaset",
+            "--leader-elect=false",
+            "--port=0",
+            `--secure-port=${await freePort()}`,
+            "--bind-address=127.0.0.1",
+            `--cert-dir=${path.join(dir, "controller-manager")}`,
+          ],
+          path.join(dir, "kube-controller-manager.log"),
+        ),
+        startProcess(
+          path.join(assets.dir, "kube-scheduler"),
+          [
+            `--kubeconfig=${kubeconfigFile}`,
+            `--authentication-kubeconfig=${kubeconfigFile}`,
+            `--authorization-kubeconfig=${kubeconfigFile}`,
+            "--leader-elect=false",
+            "--port=0",
+            `--secure-port=${await freePort()}`,
+            "--bind-address=127.0.0.1",
+            `--cert-dir=${path.join(dir, "scheduler")}`,
+          ],
+          path.join(dir, "kube-scheduler.log"),
+        ),
+      );
+    }
+
+    for (const file of ["kubeovn.yaml", "network-attachment-definition.yaml"]) {
+      for (const crd of yamlObjects(path.join("manifests", "crds", file))) await objects.create(crd);
+    }
+    await waitFor(
+      "CRDs established",
+      async () => {
+        for (const name of [
+          "subnets.kubeovn.io",
+          "vpcs.kubeovn.io",
+          "vpc-nat-gateways.kubeovn.io",
+          "network-attachment-definitions.k8s.cni.cncf.io",
+        ]) {
+          const crd = (await objects.read({
+            apiVersion: "apiextensions.k8s.io/v1",
+            kind: "CustomResourceDefinition",
+            metadata: { name },
+          })) as KubernetesObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+          if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"))
+            return false;
+        }
+        return true;
+      },
+      30_000,
+    );
+
+    return {
+      kubeConfig,
+      kubeconfigFile,
+      objects,
+      url,
+      async registerWebhooks(serviceUrl: string, caFile: string) {
+        const caBundle = readFileSync(caFile).toString("base64");
+        for (const config of yamlObjects(path.join("manifests", "base", "webhooks.yaml"))) {
+          const spec = config as KubernetesObject & {
+            webhooks: Array<{ clientConfig: Record<string, unknown> }>;
+          };
+          delete spec.metadata?.annotations?.["cert-manager.io/inject-ca-from"];
+          for (const webhook of spec.webhooks) {
+            const service = webhook.clientConfig.service as { path: string };
+            webhook.clientConfig = { url: `${serviceUrl}${service.path}`, caBundle };
+          }
+          await objects.create(spec);
+        }
+      },
+      createSubnet(name, spec, options = {}) {
+        return kubeConfig.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+          group: "kubeovn.io",
+          version: "v1",
+          plural: "subnets",
+          body: { apiVersion: "kubeovn.io/v1", kind: "Subnet", metadata: { name }, spec },
+          ...(options.dryRun ? { dryRun: "All" } : {}),
         });
-      // etcd's v3 JSON gateway: the current revision from a range read, then compact to it.
-      const range = await post("/v3/kv/range", { key: Buffer.from("/").toString("base64") });
-      const revision = (range.header as { revision: string }).revision;
-      await post("/v3/kv/compaction", { revision, physical: true });
-    },
-    stop,
-  };
+      },
+      async userKubeconfig(user: string) {
+        const cert = await issueCertificate(pki, `user-${user}`, ca, {
+          commonName: user,
+          usage: "clientAuth",
+          days: 2,
+        });
+        const config = new KubeConfig();
+        config.loadFromOptions({
+          clusters: [{ name: "e2e", server: url, caFile: ca.certFile, skipTLSVerify: false }],
+          users: [{ name: user, certFile: cert.certFile, keyFile: cert.keyFile }],
+          contexts: [{ name: "e2e", cluster: "e2e", user }],
+          currentContext: "e2e",
+        });
+        const file = path.join(dir, `kubeconfig-${user}`);
+        writeFileSync(file, config.exportConfig());
+        return file;
+      },
+      async restartApiServer() {
+        await terminate(apiserver);
+        apiserver = startProcess(
+          path.join(assets.dir, "kube-apiserver"),
+          apiserverArgs,
+          path.join(dir, "kube-apiserver.log"),
+        );
+        await ready();
+      },
+      async compact() {
+        const post = (route: string, body: unknown) =>
+          new Promise<Record<string, unknown>>((resolve, reject) => {
+            const request = http.request(
+              `http://127.0.0.1:${etcdPort}${route}`,
+              { method: "POST" },
+              (res) => {
+                let text = "";
+                res.on("data", (d: Buffer) => (text += d.toString()));
+                res.on("end", () => resolve(JSON.parse(text) as Record<string, unknown>));
+              },
+            );
+            request.on("error", reject);
+            request.end(JSON.stringify(body));
+          });
+        // etcd's v3 JSON gateway: the current revision from a range read, then compact to it.
+        const range = await post("/v3/kv/range", { key: Buffer.from("/").toString("base64") });
+        const revision = (range.header as { revision: string }).revision;
+        await post("/v3/kv/compaction", { revision, physical: true });
+      },
+      stop,
+    };
+  }
 }
 
 /** A GET with a client certificate, for health checks before the client library is useful. */
