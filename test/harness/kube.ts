@@ -133,9 +133,16 @@ function startProcess(
       resolve();
     }),
   );
-  process.on("exit", () => child.kill("SIGKILL"));
+  running.add(child);
+  child.on("exit", () => running.delete(child));
   return { child, exited, tail };
 }
+
+/** Control-plane processes still running: one exit hook kills them all (not one listener per process). */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
 
 /** A control-plane process exited while we waited for it (a port taken between freePort and bind, say). */
 class EarlyExit extends Error {
