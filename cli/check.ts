@@ -179,7 +179,16 @@ export interface CheckDeps {
 /** Judges every object in apply order; each admitted one joins the view for those after it. */
 export async function check(objects: readonly Located[], deps: CheckDeps): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const settings = ruleSettings(deps.config);
+  // The same for every object: the webhooks' routes on the view, as dryRuns answered in full.
+  const admitDeps = {
+    routes: ROUTES,
+    view: deps.view,
+    settings: ruleSettings(deps.config),
+    handlers: deps.handlers,
+    policyLabel: deps.config.policyLabel,
+    deadlineMs: 30_000,
+    failureModes: { mutate: "deny", validate: "deny" } as const,
+  };
   // Objects of the files already admitted: the same object again is an UPDATE of it, as kubectl apply makes it.
   const applied = new Map<string, KubeObject>();
   let uid = 0;
@@ -219,15 +228,6 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
       dryRun: true,
     });
     const operation = old ? "UPDATE" : "CREATE";
-    const admitDeps = {
-      routes: ROUTES,
-      view: deps.view,
-      settings,
-      handlers: deps.handlers,
-      policyLabel: deps.config.policyLabel,
-      deadlineMs: 30_000,
-      failureModes: { mutate: "deny", validate: "deny" } as const,
-    };
     const mutated = await admit(
       "mutate",
       { apiVersion: "admission.k8s.io/v1", request: request(operation, object) },

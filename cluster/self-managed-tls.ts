@@ -15,17 +15,16 @@ import {
   type V1Secret,
   type V1ValidatingWebhookConfiguration,
 } from "@kubernetes/client-node";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "pino";
+import { bundleOf, certificateFacts, splitBundle, writeTogether } from "../service/certificates.js";
 import {
   applyRotationStep,
-  certificateFacts,
   nextRotationStep,
-  splitBundle,
   type RotationSettings,
   type TlsMaterial,
 } from "../service/tls-rotation.js";
+import { apiStatusOf } from "./api-status.js";
 
 const PROMOTED_AT = "ovn-admission.io/ca-promoted-at";
 const NEXT_TRUSTED_SINCE = "ovn-admission.io/next-ca-trusted-since";
@@ -66,7 +65,6 @@ export class SelfManagedTlsError extends Error {
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 const text = (data: Record<string, string> | undefined, key: string) =>
   data?.[key] ? Buffer.from(data[key], "base64").toString("utf8") : undefined;
-const statusOf = (err: unknown) => (err as { code?: number }).code;
 
 /** The Secret's material; a Secret missing a part says which (it is not ours to repair blindly). */
 export function materialOf(secret: V1Secret): TlsMaterial {
@@ -102,7 +100,7 @@ function secretOf(
   const data: Record<string, string> = {
     [KEYS.ca]: b64(material.ca.certPem),
     [KEYS.caKey]: b64(material.ca.keyPem),
-    [KEYS.bundle]: b64(material.bundle.join("")),
+    [KEYS.bundle]: b64(bundleOf(material.bundle)),
     [KEYS.cert]: b64(material.serving.certPem),
     [KEYS.key]: b64(material.serving.keyPem),
   };
@@ -140,6 +138,16 @@ export interface SelfManagedTlsOptions {
 }
 
 type WebhookConfiguration = V1MutatingWebhookConfiguration | V1ValidatingWebhookConfiguration;
+type Configurations = Array<{ kind: "mutating" | "validating"; config: WebhookConfiguration }>;
+
+/** What every webhook trusts now: the CAs in its caBundle. */
+function trustedOf(configurations: Configurations): string[][] {
+  return configurations.flatMap(({ config }) =>
+    (config.webhooks ?? []).map((w) =>
+      splitBundle(w.clientConfig.caBundle ? Buffer.from(w.clientConfig.caBundle, "base64").toString() : ""),
+    ),
+  );
+}
 
 export class SelfManagedTls {
   private readonly core: CoreV1Api;
@@ -172,7 +180,9 @@ export class SelfManagedTls {
     const { namespace, secret: name } = this.options;
     let secret = await this.readSecret();
     let material = secret ? materialOf(secret) : undefined;
-    const trusted = await this.trusted();
+    // Read once a pass: what every webhook trusts now, and what publishing compares with.
+    const configurations = await this.configurations();
+    const trusted = trustedOf(configurations);
     // A few steps at most per pass (e.g. promote, then retire later): each is its own guarded write.
     for (let steps = 0; steps < 4; steps++) {
       const step = nextRotationStep(material, trusted, now, this.options.rotation);
@@ -185,7 +195,7 @@ export class SelfManagedTls {
           : await this.core.createNamespacedSecret({ namespace, body });
       } catch (err) {
         // Another replica wrote first (409: exists, or a newer resourceVersion): take what it wrote.
-        if (statusOf(err) !== 409) throw err;
+        if (apiStatusOf(err) !== 409) throw err;
         this.log.info(
           { event: "tls-step-lost", step: step.kind, secret: `${namespace}/${name}` },
           "another replica changed the certificate Secret first; using its version",
@@ -210,7 +220,7 @@ export class SelfManagedTls {
     }
     if (!material)
       throw new SelfManagedTlsError(`Secret ${namespace}/${name} could not be read after it was made`);
-    await this.publish(material.bundle);
+    await this.publish(material.bundle, configurations);
     this.writeFiles(material);
     this.current = material;
   }
@@ -247,18 +257,16 @@ export class SelfManagedTls {
         namespace: this.options.namespace,
       });
     } catch (err) {
-      if (statusOf(err) === 404) return undefined;
+      if (apiStatusOf(err) === 404) return undefined;
       throw new SelfManagedTlsError(
         `cannot read Secret ${this.options.namespace}/${this.options.secret}: ${(err as Error).message.split("\n")[0]}`,
       );
     }
   }
 
-  private async configurations(): Promise<
-    Array<{ kind: "mutating" | "validating"; config: WebhookConfiguration }>
-  > {
+  private async configurations(): Promise<Configurations> {
     const name = this.options.webhookConfiguration;
-    const found: Array<{ kind: "mutating" | "validating"; config: WebhookConfiguration }> = [];
+    const found: Configurations = [];
     for (const kind of ["mutating", "validating"] as const) {
       try {
         const config =
@@ -267,24 +275,14 @@ export class SelfManagedTls {
             : await this.admission.readValidatingWebhookConfiguration({ name });
         found.push({ kind, config });
       } catch (err) {
-        if (statusOf(err) !== 404) throw err;
+        if (apiStatusOf(err) !== 404) throw err;
       }
     }
     return found;
   }
 
-  /** What every webhook trusts now: the CAs in its caBundle. */
-  private async trusted(): Promise<string[][]> {
-    return (await this.configurations()).flatMap(({ config }) =>
-      (config.webhooks ?? []).map((w) =>
-        splitBundle(w.clientConfig.caBundle ? Buffer.from(w.clientConfig.caBundle, "base64").toString() : ""),
-      ),
-    );
-  }
-
-  private async publish(bundle: string[]): Promise<void> {
-    const caBundle = b64(bundle.map((pem) => (pem.endsWith("\n") ? pem : `${pem}\n`)).join(""));
-    const configurations = await this.configurations();
+  private async publish(bundle: string[], configurations: Configurations): Promise<void> {
+    const caBundle = b64(bundleOf(bundle));
     if (configurations.length === 0)
       this.log.warn(
         { event: "tls-no-webhook-configuration", name: this.options.webhookConfiguration },
@@ -307,7 +305,7 @@ export class SelfManagedTls {
             body: config as V1ValidatingWebhookConfiguration,
           });
       } catch (err) {
-        if (statusOf(err) === 409) continue; // another replica published; the next pass checks
+        if (apiStatusOf(err) === 409) continue; // another replica published; the next pass checks
         throw err;
       }
       this.log.info(
@@ -317,25 +315,17 @@ export class SelfManagedTls {
     }
   }
 
-  /** The serving pair and bundle as files, key first, each renamed into place: never half-written. */
+  /** The serving pair and bundle as files (certificates.ts writeTogether: key first, never half-written), when they changed. */
   private writeFiles(material: TlsMaterial): void {
-    const { certFile, keyFile, caFile } = this.files;
-    mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
-    const same = (file: string, content: string) => {
-      try {
-        return readFileSync(file, "utf8") === content;
-      } catch {
-        return false;
-      }
-    };
-    for (const [file, content] of [
-      [keyFile, material.serving.keyPem],
-      [certFile, material.serving.certPem],
-      [caFile, material.bundle.join("")],
-    ] as const) {
-      if (same(file, content)) continue;
-      writeFileSync(`${file}.new`, content, { mode: 0o600 });
-      renameSync(`${file}.new`, file);
-    }
+    const unchanged =
+      this.current?.serving.certPem === material.serving.certPem &&
+      this.current.serving.keyPem === material.serving.keyPem &&
+      bundleOf(this.current.bundle) === bundleOf(material.bundle);
+    if (unchanged) return;
+    writeTogether(this.options.dir, [
+      [KEYS.key, material.serving.keyPem],
+      [KEYS.cert, material.serving.certPem],
+      [KEYS.bundle, bundleOf(material.bundle)],
+    ]);
   }
 }

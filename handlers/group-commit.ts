@@ -36,6 +36,24 @@ export interface GroupMember {
   explain(index: number): Promise<Error>;
 }
 
+/**
+ * One claim alone, in its own transaction: what a batch of one does, for
+ * writes that are not grouped (programming from a stored object).
+ */
+export async function transactGuarded(
+  northbound: OvsdbClient,
+  database: string,
+  member: GroupMember,
+): Promise<void> {
+  const { waits, writes } = member.build("one");
+  try {
+    await northbound.transact(database, [...waits, ...writes]);
+  } catch (err) {
+    if (err instanceof TimedOutError && err.index < waits.length) throw await member.explain(err.index);
+    throw err;
+  }
+}
+
 interface Queued {
   member: GroupMember;
   resolve: () => void;

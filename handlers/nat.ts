@@ -34,7 +34,7 @@ import {
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
 import { sameNat, type NatAddress, type NatClaim, type NatRow, type NatWant } from "../webhooks/gateway.js";
 import type { Intent } from "../webhooks/verdict.js";
-import { ClaimDeferred, GroupCommit } from "./group-commit.js";
+import { ClaimDeferred, GroupCommit, transactGuarded } from "./group-commit.js";
 import { IntentRefused, type IntentHandler } from "./intents.js";
 
 const NB = "OVN_Northbound";
@@ -102,6 +102,21 @@ const sameAddress = (a: NatAddress, b: NatAddress): boolean =>
 
 /** The unspecified address of the family: what a claim's logical_ip holds until a stored pod gives the real one. */
 const unspecified = (external: string): string => (external.includes(":") ? "::" : "0.0.0.0");
+
+/**
+ * The columns of another pod's NAT row that make `holds` taken: an EIP is
+ * nobody else's, not even a shared SNAT address; an SNAT address is shared,
+ * but never someone's EIP. The claim's `wait` and the cache's early refusal
+ * both ask this.
+ */
+function conflictingWith(holds: NatAddress): Record<string, string> {
+  return holds.type === "dnat_and_snat"
+    ? { external_ip: holds.external_ip }
+    : { external_ip: holds.external_ip, type: "dnat_and_snat" };
+}
+
+/** A claim's group-commit key: two claims of one address never share a transaction. */
+const natKey = (holds: NatAddress): string => `nat|${holds.external_ip}`;
 
 /** The pod's rows changed between read and write (another writer, or a cache behind): read again and retry. */
 export class PodRowsChanged extends Error {
@@ -250,10 +265,11 @@ export class NatHandler {
           // addresses cost a lookup); the wait below stays the guarantee when the cache is behind.
           const cache = await this.rowsCache();
           const rows = cache.table("NAT").lookup("externalIp", claim.holds.external_ip);
+          const conflicting = Object.entries(conflictingWith(claim.holds));
           const taken = rows.some(
             (row) =>
               (row.external_ids as Record<string, string>)[NAT_IDS.pod] !== claim.pod &&
-              (claim.holds.type === "dnat_and_snat" || row.type === "dnat_and_snat"),
+              conflicting.every(([column, value]) => row[column] === value),
           );
           if (taken) throw this.refusalFrom(claim.pod, claim.holds, rows);
         }
@@ -263,7 +279,7 @@ export class NatHandler {
         const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
         try {
           await this.claims.submit({
-            keys: [claim.holds.external_ip],
+            keys: [natKey(claim.holds)],
             build: (name) => ({ waits: guards.waits, writes: this.claimWrites(claim, `nat_${name}`) }),
             explain: guards.explain,
           });
@@ -391,7 +407,6 @@ export class NatHandler {
     return operations;
   }
 
-  /** The pod's rows are still those just read: two writers for one pod never leave two rows. */
   /**
    * The pod's rows are still `current`; with `address`, only its rows of
    * that address. A claim guards just those: the one race it must lose is the
@@ -435,11 +450,7 @@ export class NatHandler {
    */
   private guardsFor(pod: string, holds: NatAddress, current: readonly OwnedNat[], router: string) {
     const notOurs: Claim["where"] = [["external_ids", "excludes", { [NAT_IDS.pod]: pod }]];
-    // An EIP is nobody else's, not even a shared SNAT address; an SNAT address is shared, but never someone's EIP.
-    const claim: Claim =
-      holds.type === "dnat_and_snat"
-        ? { table: "NAT", values: { external_ip: holds.external_ip }, where: notOurs }
-        : { table: "NAT", values: { external_ip: holds.external_ip, type: "dnat_and_snat" }, where: notOurs };
+    const claim: Claim = { table: "NAT", values: conflictingWith(holds), where: notOurs };
     const waits: Operation[] = [
       unlessTaken(claim),
       op.wait("Logical_Router", [["name", "==", router]], ["name"], "!=", [], 0),
@@ -466,13 +477,10 @@ export class NatHandler {
     operations: Operation[],
   ): Promise<void> {
     const guards = this.guardsFor(pod, holds, current, router);
-    try {
-      await this.northbound.transact(NB, [...guards.waits, ...operations]);
-    } catch (err) {
-      if (err instanceof TimedOutError && err.index < guards.waits.length)
-        throw await guards.explain(err.index);
-      throw err;
-    }
+    await transactGuarded(this.northbound, NB, {
+      build: () => ({ waits: guards.waits, writes: operations }),
+      explain: guards.explain,
+    });
   }
 
   /**
@@ -486,7 +494,7 @@ export class NatHandler {
     const guards = this.guardsFor(claim.pod, claim.holds, current, CLAIMS_ROUTER);
     return {
       waits: guards.waits,
-      keys: [`nat|${claim.holds.external_ip}`],
+      keys: [natKey(claim.holds)],
       writes: (name) => this.claimWrites(claim, `nat_${name}`),
       explain: guards.explain,
       done: () =>

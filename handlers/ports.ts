@@ -47,7 +47,7 @@ import {
 import { ANNOTATION, annotationField } from "../webhooks/annotations.js";
 import type { NatClaim } from "../webhooks/gateway.js";
 import type { PortClaim } from "../webhooks/ports.js";
-import { ClaimDeferred, GroupCommit } from "./group-commit.js";
+import { ClaimDeferred, GroupCommit, transactGuarded } from "./group-commit.js";
 import { PodRowsChanged, type ClaimPart } from "./nat.js";
 import type { Intent } from "../webhooks/verdict.js";
 import { IntentRefused, type IntentHandler, type IntentResult } from "./intents.js";
@@ -524,12 +524,10 @@ export class PortHandler {
       });
       return;
     }
-    try {
-      await this.northbound.transact(NB, [...allWaits, ...writes("one")]);
-    } catch (err) {
-      if (err instanceof TimedOutError && err.index < allWaits.length) throw await explain(err.index);
-      throw err;
-    }
+    await transactGuarded(this.northbound, NB, {
+      build: (name) => ({ waits: allWaits, writes: writes(name) }),
+      explain,
+    });
   }
 
   /**

@@ -114,6 +114,50 @@ export async function makeAuthority(
   return { certPem: withNewline(cert.toString("pem")), keyPem: await keyPem(keys.privateKey) };
 }
 
+export interface CertificateFacts {
+  fingerprint: string;
+  notBefore: number;
+  notAfter: number;
+  names: string[];
+  certificate: X509Certificate;
+}
+
+const facts = new Map<string, CertificateFacts>();
+
+/** The certificate's dates and names, parsed once per PEM. */
+export function certificateFacts(pem: string): CertificateFacts {
+  let found = facts.get(pem);
+  if (!found) {
+    const certificate = new X509Certificate(pem);
+    found = {
+      fingerprint: certificate.fingerprint256,
+      notBefore: Date.parse(certificate.validFrom),
+      notAfter: Date.parse(certificate.validTo),
+      // Node prints "DNS:a, IP Address:127.0.0.1"; the flags say "DNS:a" and "IP:127.0.0.1".
+      names: (certificate.subjectAltName ?? "")
+        .split(", ")
+        .filter(Boolean)
+        .map((n) => n.replace(/^IP Address:/, "IP:"))
+        .sort(),
+      certificate,
+    };
+    if (facts.size > 64) facts.clear();
+    facts.set(pem, found);
+  }
+  return found;
+}
+
+export const sameCertificate = (a: string, b: string): boolean =>
+  certificateFacts(a).fingerprint === certificateFacts(b).fingerprint;
+
+/** Splits a PEM bundle into its certificates. */
+export function splitBundle(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+}
+
+/** A bundle of certificates, each on its own lines (Go's PEM reader needs them apart). */
+export const bundleOf = (pems: readonly string[]): string => pems.map(withNewline).join("");
+
 export interface CertificateRequest {
   commonName: string;
   /** Subject organization: for a Kubernetes client certificate, its group. */
@@ -180,7 +224,7 @@ export async function issue(
  * folder on the same file system, renaming each into place (keys first): a
  * reader never finds a half-written file, and nothing else is left behind.
  */
-function writeTogether(dir: string, files: Array<[string, string]>): void {
+export function writeTogether(dir: string, files: Array<[string, string]>): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(path.join(dir, ".writing-"));
   try {

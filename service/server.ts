@@ -3,7 +3,7 @@
  * ovsdb-server on embedded defaults), the cluster view, the HTTPS app. The
  * only place that listens and that shuts down.
  */
-import { randomBytes, X509Certificate } from "node:crypto";
+import { randomBytes } from "node:crypto";
 
 import os from "node:os";
 import path from "node:path";
@@ -33,6 +33,7 @@ import { buildApp, registerProbes, type Readiness } from "../webhooks/app.js";
 import { ROUTES, type Route } from "../webhooks/rules.js";
 import { ruleSettings, type Config } from "./config.js";
 import {
+  certificateFacts,
   ensureDevCertificates,
   readServingCertificate,
   reloadOnChange,
@@ -207,16 +208,15 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   }
   const servingFiles = serving as ServingFiles;
   const certificate = readServingCertificate(servingFiles);
-  const expiresIn = (pem: Buffer | string) =>
-    (Date.parse(new X509Certificate(pem).validTo) - Date.now()) / 1000;
+  const expiresIn = (pem: string) => (certificateFacts(pem).notAfter - Date.now()) / 1000;
   const metrics = createMetrics(
     () => view.sizes(),
     () => {
       const seconds: Record<string, number> = {};
       try {
-        seconds.serving = expiresIn(readFileSync(servingFiles.certFile));
+        seconds.serving = expiresIn(readFileSync(servingFiles.certFile, "utf8"));
         if (selfManaged) seconds.ca = selfManaged.caExpiresInSeconds();
-        else if (caFile) seconds.ca = expiresIn(readFileSync(caFile));
+        else if (caFile) seconds.ca = expiresIn(readFileSync(caFile, "utf8"));
       } catch {
         // a file being rewritten: the next scrape reads it
       }

@@ -10,8 +10,7 @@
  * current one, signs only once every webhook trusts it, and the old CA leaves
  * caBundle after every replica had time to load a certificate of the new one.
  */
-import { X509Certificate } from "node:crypto";
-import { issue, makeAuthority, type KeyPairPem } from "./certificates.js";
+import { certificateFacts, issue, makeAuthority, sameCertificate, type KeyPairPem } from "./certificates.js";
 
 export interface TlsMaterial {
   /** The CA that signs the serving certificate. */
@@ -51,47 +50,6 @@ export type RotationStep =
   | { kind: "retire-old-cas"; count: number }
   | { kind: "none" };
 
-interface CertificateFacts {
-  fingerprint: string;
-  notBefore: number;
-  notAfter: number;
-  names: string[];
-  certificate: X509Certificate;
-}
-
-const facts = new Map<string, CertificateFacts>();
-
-/** The certificate's dates and names, parsed once per PEM. */
-export function certificateFacts(pem: string): CertificateFacts {
-  let found = facts.get(pem);
-  if (!found) {
-    const certificate = new X509Certificate(pem);
-    found = {
-      fingerprint: certificate.fingerprint256,
-      notBefore: Date.parse(certificate.validFrom),
-      notAfter: Date.parse(certificate.validTo),
-      // Node prints "DNS:a, IP Address:127.0.0.1"; the flags say "DNS:a" and "IP:127.0.0.1".
-      names: (certificate.subjectAltName ?? "")
-        .split(", ")
-        .filter(Boolean)
-        .map((n) => n.replace(/^IP Address:/, "IP:"))
-        .sort(),
-      certificate,
-    };
-    if (facts.size > 64) facts.clear();
-    facts.set(pem, found);
-  }
-  return found;
-}
-
-const sameCertificate = (a: string, b: string) =>
-  certificateFacts(a).fingerprint === certificateFacts(b).fingerprint;
-
-/** Splits a PEM bundle into its certificates. */
-export function splitBundle(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-}
-
 /**
  * The next thing to do, one step at a time. `trusted` holds, per webhook of
  * both configurations, the CAs its caBundle has now.
@@ -125,13 +83,19 @@ export function nextRotationStep(
           ? `its names ${serving.names.join(",")} are not ${[...settings.names].sort().join(",")}`
           : undefined;
   if (reason) return { kind: "renew-serving", reason };
-  const keep = [material.ca.certPem, ...(material.nextCa ? [material.nextCa.certPem] : [])];
-  const old = material.bundle.filter((pem) => !keep.some((k) => sameCertificate(k, pem)));
-  const retiring = old.filter(
-    (pem) => certificateFacts(pem).notAfter <= now || now - material.promotedAt >= settings.retireAfterMs,
-  );
+  const retiring = retiringOf(material, now, settings);
   if (retiring.length) return { kind: "retire-old-cas", count: retiring.length };
   return { kind: "none" };
+}
+
+/** The CAs of the bundle that neither sign nor come next and whose time is up (expired, or retired after the promotion). */
+function retiringOf(material: TlsMaterial, now: number, settings: RotationSettings): string[] {
+  const keep = [material.ca.certPem, ...(material.nextCa ? [material.nextCa.certPem] : [])];
+  return material.bundle.filter(
+    (pem) =>
+      !keep.some((k) => sameCertificate(k, pem)) &&
+      (certificateFacts(pem).notAfter <= now || now - material.promotedAt >= settings.retireAfterMs),
+  );
 }
 
 const CA_NAME = "ovn-admission self-managed CA";
@@ -179,15 +143,8 @@ export async function applyRotationStep(
     case "renew-serving":
       return { ...material, serving: await servingOf(material.ca, settings, now) };
     case "retire-old-cas": {
-      const keep = [material.ca.certPem, ...(material.nextCa ? [material.nextCa.certPem] : [])];
-      return {
-        ...material,
-        bundle: material.bundle.filter(
-          (pem) =>
-            keep.some((k) => sameCertificate(k, pem)) ||
-            (certificateFacts(pem).notAfter > now && now - material.promotedAt < settings.retireAfterMs),
-        ),
-      };
+      const retiring = new Set(retiringOf(material, now, settings));
+      return { ...material, bundle: material.bundle.filter((pem) => !retiring.has(pem)) };
     }
   }
 }

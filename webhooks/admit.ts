@@ -83,15 +83,10 @@ export function admit(
   const outcome: Outcome = !verdict.allowed ? "denied" : decided.allowed ? "allowed" : "warned";
 
   const intents = request.dryRun ? verdict.intents.filter((i) => i.preview) : verdict.intents;
-  if (!verdict.allowed || intents.length === 0) {
-    return {
-      response: toResponse(request.uid, verdict, webhook),
-      outcome,
-      rule: route.name,
-      policy: policy.mode,
-    };
-  }
-  return carryOut(webhook, request, verdict, intents, { outcome, rule: route.name, policy }, deps, startedAt);
+  const decision = { outcome, rule: route.name, policy: policy.mode };
+  if (!verdict.allowed || intents.length === 0)
+    return { response: toResponse(request.uid, verdict, webhook), ...decision };
+  return carryOut(webhook, request, verdict, intents, decision, deps, startedAt);
 }
 
 /** The intents of an allowed admission, within what is left of the deadline; refusals and failures answered. */
@@ -100,12 +95,10 @@ async function carryOut(
   request: AdmissionReview["request"],
   verdict: Verdict,
   intents: Verdict["intents"],
-  decided: { outcome: Outcome; rule: string; policy: { mode: PolicyMode } },
+  decision: Pick<Admission, "outcome" | "rule" | "policy">,
   deps: AdmitDeps,
   startedAt: number,
 ): Promise<Admission> {
-  const { outcome, policy } = decided;
-  const route = { name: decided.rule };
   try {
     const remaining = deps.deadlineMs - (performance.now() - startedAt);
     const done = await deps.handlers.carryOut(intents, remaining, deps.deadlineMs, request.dryRun);
@@ -118,24 +111,18 @@ async function carryOut(
           ? withAnnotations(request.object, verdict.patch, done.annotations)
           : verdict.patch,
     };
-    return {
-      response: toResponse(request.uid, carried, webhook),
-      outcome,
-      rule: route.name,
-      policy: policy.mode,
-    };
+    return { response: toResponse(request.uid, carried, webhook), ...decision };
   } catch (err) {
     if (err instanceof IntentRefused) {
       // Under policy warn the object is admitted without what was refused, and told so.
       const refused =
-        policy.mode === "warn"
+        decision.policy === "warn"
           ? { ...verdict, intents: [], warnings: [...verdict.warnings, `not programmed: ${err.message}`] }
           : deny(err.message, verdict.warnings);
       return {
+        ...decision,
         response: toResponse(request.uid, refused, webhook),
         outcome: refused.allowed ? "warned" : "denied",
-        rule: route.name,
-        policy: policy.mode,
       };
     }
     const failure = err instanceof Error ? err.message : String(err);
@@ -159,6 +146,6 @@ async function carryOut(
     if (mode === "deny" && response.status) {
       response.status = { ...response.status, code: 503, reason: "ServiceUnavailable" };
     }
-    return { response, outcome: "failed", rule: route.name, policy: policy.mode, failure };
+    return { ...decision, response, outcome: "failed", failure };
   }
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import t from "tap";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { createCertificateAuthority } from "../../service/certificates.js";
-import { certificateFacts, splitBundle } from "../../service/tls-rotation.js";
+import { certificateFacts, splitBundle } from "../../service/certificates.js";
 import { freePort, scratchDir } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";

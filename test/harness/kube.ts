@@ -19,7 +19,7 @@ import {
   type KubernetesObject,
 } from "@kubernetes/client-node";
 import type { Test } from "tap";
-import { parseAllDocuments } from "yaml";
+import { documents } from "./kustomize.js";
 import { freePort, scratchDir } from "ovsdb-sandbox";
 import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
 import { waitFor } from "./wait.js";
@@ -160,11 +160,7 @@ async function terminate(process_: { child: ChildProcess; exited: Promise<void> 
   clearTimeout(timer);
 }
 
-function yamlObjects(file: string): KubernetesObject[] {
-  return parseAllDocuments(readFileSync(file, "utf8"))
-    .map((d) => d.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => o !== null);
-}
+const yamlObjects = (file: string): KubernetesObject[] => documents(file) as unknown as KubernetesObject[];
 
 /** Starts etcd and kube-apiserver for one test; everything stops when the test ends. */
 export async function kubeFor(t: Test, options: KubeOptions = {}): Promise<KubeApi> {

@@ -32,7 +32,8 @@ interface Kustomization {
 
 const KNOWN = new Set(["apiVersion", "kind", "resources", "images", "patches"]);
 
-function documents(file: string): ManifestObject[] {
+/** The objects of a multi-document YAML file; a YAML error names the file. */
+export function documents(file: string): ManifestObject[] {
   return parseAllDocuments(readFileSync(file, "utf8"))
     .map((d) => {
       if (d.errors.length) throw new Error(`${file}: ${d.errors[0]?.message}`);

@@ -1,8 +1,8 @@
 /** Self-managed TLS decisions, on plain material: what the next step is, and what it makes. */
 import t from "tap";
+import { certificateFacts } from "../../service/certificates.js";
 import {
   applyRotationStep,
-  certificateFacts,
   nextRotationStep,
   type RotationSettings,
   type TlsMaterial,
