@@ -158,10 +158,10 @@ export function parseNodeNetworks(annotation: string | undefined): Record<string
   return readNodeNetworks(annotation).planes;
 }
 
-const parsedAttachments = new WeakMap<PodFacts, Attachment[]>();
+const parsedAttachments = new WeakMap<PodFacts, readonly Readonly<Attachment>[]>();
 
 /** A pod's attachments, parsed once per version of its facts (facts are never mutated); malformed reads as none, the pod rule reports it. */
-function attachmentsOf(pod: PodFacts): Attachment[] {
+function attachmentsOf(pod: PodFacts): readonly Readonly<Attachment>[] {
   let attachments = parsedAttachments.get(pod);
   if (!attachments) {
     const text = pod.annotations[ANNOTATION.networks];

@@ -214,6 +214,24 @@ t.test("a denial carries the code and a message naming field, value and expectat
     rule: "pods",
   });
   t.type(line?.durationMs, "number");
+  t.equal(line?.level, 30, "an admission that denied is logged at info");
+  const untouched = await s.review("/validate", podReview());
+  t.same(responseOf(untouched), { uid: "705ab4f5-6393-11e8-b7cc-42010a800002", allowed: true });
+  t.match(
+    s.logs.find((l) => l.event === "admission" && l.verdict === "allowed"),
+    { level: 20, rule: "pods", uid: "705ab4f5-6393-11e8-b7cc-42010a800002" },
+    "one let through untouched is logged at debug",
+  );
+  const metrics = (await s.request("GET", "/metrics")).text;
+  t.match(
+    metrics,
+    /ovn_admission_admissions_total\{webhook="validate",operation="CREATE",verdict="denied",rule="pods"\} 2/,
+  );
+  t.match(
+    metrics,
+    /ovn_admission_admissions_total\{webhook="validate",operation="CREATE",verdict="allowed",rule="pods"\} 1/,
+  );
+  t.match(metrics, /ovn_admission_admission_duration_seconds_count\{webhook="validate"\} 3/);
 });
 
 t.test(

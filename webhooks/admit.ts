@@ -69,14 +69,13 @@ export function admit(
   const { request } = review;
   const route = routeFor(deps.routes, webhook, request);
   const policy = policyFor(request.namespace, deps.view, deps.policyLabel);
-  const untouched = (mode: PolicyMode): Admission => ({
-    response: { uid: request.uid, allowed: true },
-    outcome: "allowed",
-    rule: route?.name ?? "none",
-    policy: mode,
-  });
-  if (!route) return untouched(policy.mode);
-  if (policy.mode === "off") return untouched("off");
+  if (!route || policy.mode === "off")
+    return {
+      response: { uid: request.uid, allowed: true },
+      outcome: "allowed",
+      rule: route?.name ?? "none",
+      policy: policy.mode,
+    };
 
   const decided = route.rule(request, deps.view, deps.settings);
   const verdict = applyPolicy(decided, policy);

@@ -15,7 +15,7 @@ import Fastify, {
 import type { Logger } from "pino";
 import type { Metrics } from "../service/metrics.js";
 import { admit, type AdmitDeps } from "./admit.js";
-import { MalformedReviewError, parseReview, reviewResponse } from "./envelope.js";
+import { MalformedReviewError, parseReview, reviewResponseJson } from "./envelope.js";
 import type { Webhook } from "./rules.js";
 
 export interface Readiness {
@@ -127,55 +127,53 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   });
 
-  // Metric children per label set, made once: looking labels up by hash on every admission cost more than the count.
-  const durationOf = {
-    mutate: deps.metrics.admissionDuration.labels({ webhook: "mutate" }),
-    validate: deps.metrics.admissionDuration.labels({ webhook: "validate" }),
-  };
-  const counted = new Map<string, { inc(): void }>();
-  const countOf = (webhook: Webhook, operation: string, verdict: string, rule: string) => {
-    const key = `${webhook}|${operation}|${verdict}|${rule}`;
-    let child = counted.get(key);
-    if (!child)
-      counted.set(key, (child = deps.metrics.admissions.labels({ webhook, operation, verdict, rule })));
-    return child;
-  };
-
   const review = (webhook: Webhook) => async (request: FastifyRequest, reply: FastifyReply) => {
     const startedAt = performance.now();
     const parsed = parseReview(request.body);
     const r = parsed.request;
     const decided = admit(webhook, parsed, deps, startedAt);
-    const admission = decided instanceof Promise ? await decided : decided;
+    const carriedOut = decided instanceof Promise;
+    const admission = carriedOut ? await decided : decided;
     const seconds = (performance.now() - startedAt) / 1000;
-    countOf(webhook, r.operation, admission.outcome, admission.rule).inc();
-    durationOf[webhook].observe(seconds);
-    // One line an admission, with the request's identity in it (a child logger per request cost more than the line).
-    const line = {
-      reqId: request.id,
-      uid: r.uid,
-      webhook,
-      kind: r.kind.kind,
-      operation: r.operation,
-      namespace: r.namespace || undefined,
-      name: r.name || r.object?.metadata?.name || r.object?.metadata?.generateName || undefined,
-      event: "admission",
-      verdict: admission.outcome,
-      rule: admission.rule,
-      policy: admission.policy,
-      dryRun: r.dryRun || undefined,
-      patched: admission.response.patch !== undefined || undefined,
-      warnings: admission.response.warnings?.length,
-      message: admission.response.status?.message,
-      failure: admission.failure,
-      durationMs: Math.round(seconds * 1e4) / 10,
-    };
-    if (admission.outcome === "failed") deps.log.warn(line, "admission answered by failure mode");
-    else if (deps.log.isLevelEnabled("info")) deps.log.info(line, "admission");
+    deps.metrics.admitted.record(webhook, r.operation, admission.outcome, admission.rule, seconds);
+    // One line an admission that did something: denied, warned, failed, patched, or programmed OVN.
+    // An admission let through untouched is counted in the metrics and logged at debug, so a pod
+    // nothing applies to costs little more than its envelope (its info line cost more than its rule).
+    const response = admission.response;
+    const untouched =
+      admission.outcome === "allowed" &&
+      !carriedOut &&
+      response.patch === undefined &&
+      response.warnings === undefined;
+    const level = admission.outcome === "failed" ? "warn" : untouched ? "debug" : "info";
+    if (deps.log.isLevelEnabled(level)) {
+      deps.log[level](
+        {
+          reqId: request.id,
+          uid: r.uid,
+          webhook,
+          kind: r.kind.kind,
+          operation: r.operation,
+          namespace: r.namespace || undefined,
+          name: r.name || r.object?.metadata?.name || r.object?.metadata?.generateName || undefined,
+          event: "admission",
+          verdict: admission.outcome,
+          rule: admission.rule,
+          policy: admission.policy,
+          dryRun: r.dryRun || undefined,
+          patched: response.patch !== undefined || undefined,
+          warnings: response.warnings?.length,
+          message: response.status?.message,
+          failure: admission.failure,
+          durationMs: Math.round(seconds * 1e4) / 10,
+        },
+        admission.outcome === "failed" ? "admission answered by failure mode" : "admission",
+      );
+    }
     // Already JSON: fastify sends a string as it is.
     return reply
       .type("application/json; charset=utf-8")
-      .send(JSON.stringify(reviewResponse(parsed.apiVersion, admission.response)));
+      .send(reviewResponseJson(parsed.apiVersion, response));
   };
 
   // Before the body is read: an unauthenticated caller costs no parsing.

@@ -187,12 +187,9 @@ export function parseReview(body: unknown): AdmissionReview {
   };
 }
 
-/** Wraps a response in an AdmissionReview of the version the request came in. */
-export function reviewResponse(
-  apiVersion: AdmissionVersion,
-  response: AdmissionResponse,
-): Record<string, unknown> {
-  return { apiVersion, kind: "AdmissionReview", response };
+/** The answer: an AdmissionReview of the version the request came in, as the JSON sent. */
+export function reviewResponseJson(apiVersion: AdmissionVersion, response: AdmissionResponse): string {
+  return `{"apiVersion":"${apiVersion}","kind":"AdmissionReview","response":${JSON.stringify(response)}}`;
 }
 
 /** Encodes a JSON Patch the way the API server wants it: base64 of its JSON. */

@@ -28,6 +28,7 @@ export function policyFor(namespace: string, view: ClusterView, label: string): 
 
 /** Turns a verdict into what the namespace's policy lets through. */
 export function applyPolicy(verdict: Verdict, policy: Policy): Verdict {
+  if (!policy.warning && (verdict.allowed || policy.mode !== "warn")) return verdict;
   const warnings = policy.warning ? [...verdict.warnings, policy.warning] : verdict.warnings;
   if (verdict.allowed || policy.mode !== "warn") return { ...verdict, warnings };
   // Admitted, but what would break the network (an address another pod holds) is never programmed.

@@ -52,6 +52,23 @@ const pod = (
   spec: { containers: [{ name: "app", image: "docker.io/library/nginx:alpine" }], ...spec },
 });
 
+t.test("networks: a text read again is the same frozen result, per namespace", async (t) => {
+  const first = parseNetworks("storage-net@net1", "shop");
+  t.equal(parseNetworks("storage-net@net1", "shop"), first, "the pods of a Deployment share one parse");
+  t.same(parseNetworks("storage-net@net1", "billing"), {
+    ok: true,
+    value: [{ namespace: "billing", name: "storage-net", interface: "net1" }],
+  });
+  t.ok(Object.isFrozen(first) && first.ok && Object.isFrozen(first.value) && Object.isFrozen(first.value[0]));
+  const json = parseNetworks('[{"name": "a", "ips": ["10.0.0.5/24"]}]', "shop");
+  t.ok(json.ok && Object.isFrozen(json.value[0]?.ips), "lists inside an attachment too");
+  t.throws(() => {
+    (first.ok ? (first.value[0] as { name: string }) : { name: "" }).name = "changed";
+  }, TypeError);
+  const broken = parseNetworks("a/b/c", "shop");
+  t.equal(parseNetworks("a/b/c", "shop"), broken, "an error is kept too");
+});
+
 t.test("networks: both forms parse; errors name the entry and what was expected", async (t) => {
   t.same(parseNetworks("default/gke-network-1,gke-network-2@net9", "shop"), {
     ok: true,
