@@ -379,8 +379,8 @@ function attachmentSelector(
 ): { denial: Verdict } | { changed: Record<string, string> | undefined } {
   const parsed = parseNetworks(networks, namespace);
   if (!parsed.ok) return { changed: undefined }; // the validating webhook says what is wrong
-  const selector: Record<string, string> = { ...(current ?? {}) };
-  const askedBy = new Map(Object.keys(selector).map((k) => [k, "the pod's spec.nodeSelector"]));
+  let selector: Record<string, string> | undefined;
+  let askedBy: Map<string, string> | undefined;
   let added = false;
   for (const attachment of parsed.value) {
     const nad = view.nad(attachment.namespace, attachment.name);
@@ -388,6 +388,9 @@ function attachmentSelector(
     if (!nad || !wanted) continue;
     const nadSelector = parseNodeSelector(wanted);
     if (!nadSelector.ok) continue; // refused when the NAD was admitted
+    // Made only when a NAD asks for nodes: most attachments do not.
+    selector ??= { ...(current ?? {}) };
+    askedBy ??= new Map(Object.keys(selector).map((k) => [k, "the pod's spec.nodeSelector"]));
     for (const [key, value] of Object.entries(nadSelector.value)) {
       if (key in selector && selector[key] !== value) {
         return {

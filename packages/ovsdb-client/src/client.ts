@@ -336,7 +336,7 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     this.scheduleReconnect(lastError);
   }
 
-  private async serverRole(connection: RpcConnection): Promise<ServerRole | undefined> {
+  private async serverRole(connection: RpcConnection, asked = 1): Promise<ServerRole | undefined> {
     const database = this.options.database;
     if (!database) return undefined;
     let result: unknown;
@@ -356,8 +356,17 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     }
     const rows = (result as Array<{ rows?: ServerRole[] }>)[0]?.rows;
     const row = rows?.[0];
-    if (!row) throw new OvsdbError(`the server does not serve database ${database}`);
-    return row;
+    if (row) return row;
+    const served = ((await connection.request("list_dbs", [])) as string[]).filter((d) => d !== "_Server");
+    if (!served.includes(database))
+      throw new OvsdbError(
+        `the server does not serve database ${database} (it serves ${served.join(", ") || "no database"})`,
+      );
+    // ovsdb-server fills _Server from its main loop: a client that connects as it starts can be
+    // answered before the row is there. Asked again for up to a second, then taken as unknown.
+    if (asked >= 50) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return this.serverRole(connection, asked + 1);
   }
 
   private async adopt(connection: RpcConnection, role: ServerRole | undefined): Promise<void> {

@@ -13,7 +13,7 @@ import {
   ReferentialIntegrityError,
   transactionError,
 } from "../src/index.js";
-import { NB, connect, northbound } from "./fixtures.js";
+import { NB, connect, northbound, openVswitch } from "./fixtures.js";
 
 t.test("list_dbs, get_schema and echo", async (t) => {
   const nb = await northbound(t);
@@ -24,6 +24,25 @@ t.test("list_dbs, get_schema and echo", async (t) => {
   t.equal(schema.tables.get("NAT")?.columns.get("type")?.kind, "scalar");
   t.same(await client.echo("hello", 1), ["hello", 1]);
 });
+
+t.test("a server that does not serve the database is named with what it serves", async (t) => {
+  const vswitch = await openVswitch(t);
+  await t.rejects(connect(t, { remote: vswitch.unixRemote, reconnect: false }), {
+    message: /does not serve database OVN_Northbound \(it serves Open_vSwitch\)/,
+  });
+});
+
+t.test(
+  "connecting as the server starts finds the database (its _Server row comes a loop later)",
+  async (t) => {
+    // Ten fresh servers, each dialled the moment it answers: no start is refused.
+    for (let i = 0; i < 10; i++) {
+      const nb = await northbound(t);
+      const client = await connect(t, { remote: nb.tcpRemote, reconnect: false });
+      t.equal(client.state, "connected");
+    }
+  },
+);
 
 t.test("every operation type against a real OVN_Northbound", async (t) => {
   const nb = await northbound(t);
