@@ -14,6 +14,7 @@ import { KubernetesObjectApi, type KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { LineCounter, parseAllDocuments } from "yaml";
 import { OvsdbClient } from "ovsdb-client";
+import { apiStatusOf } from "../cluster/api-status.js";
 import { findCluster, startInformers } from "../cluster/informers.js";
 import { ClusterState } from "../cluster/view.js";
 import type { Kind } from "../cluster/facts.js";
@@ -418,8 +419,15 @@ export async function runCheck(
                 kind: String(object.kind),
                 metadata: { name: object.metadata?.name ?? "", namespace: object.metadata?.namespace },
               })) as KubeObject;
-            } catch {
-              return undefined;
+            } catch (e) {
+              if (apiStatusOf(e) === 404) return undefined;
+              // Read as absent, an object that exists would be judged as a CREATE: a wrong verdict, said as right.
+              const status = apiStatusOf(e);
+              const name = [object.metadata?.namespace, object.metadata?.name].filter(Boolean).join("/");
+              throw new Error(
+                `cannot read ${String(object.kind)} ${name} from the cluster (${status ? `HTTP ${status}` : (e as Error).message}): ` +
+                  "check judges an object that exists as the UPDATE kubectl apply would send, so --kubeconfig needs get on what it checks",
+              );
             }
           };
         })()

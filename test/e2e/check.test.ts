@@ -6,7 +6,7 @@
 import { CoreV1Api } from "@kubernetes/client-node";
 import t from "tap";
 import { runCheck } from "../../cli/check.js";
-import { kubeFor } from "../harness/kube.js";
+import { kubeFor, manifestsRbacKubeconfig } from "../harness/kube.js";
 
 t.test("judged against the live cluster: its planes, and an existing pod's allocated address", async (t) => {
   const kube = await kubeFor(t);
@@ -79,4 +79,27 @@ spec: { nodeName: node-1, containers: [{ name: c, image: i }] }
     podsBefore,
     "nothing in the cluster changed",
   );
+});
+
+t.test("an object check may not read is an error, not judged as new", async (t) => {
+  const kube = await kubeFor(t);
+  await kube.createSubnet("storage-net", { cidrBlock: "10.200.0.0/16", gateway: "10.200.0.1" });
+  // The service's own roles: list and watch on subnets, no get.
+  const kubeconfig = await manifestsRbacKubeconfig(kube);
+  let out = "";
+  let errors = "";
+  const code = await runCheck(
+    ["-f", "-", "--kubeconfig", kubeconfig],
+    {},
+    (text) => (out += text),
+    (text) => (errors += text),
+    () =>
+      "apiVersion: kubeovn.io/v1\nkind: Subnet\nmetadata: { name: storage-net }\nspec: { cidrBlock: 10.200.0.0/16, gateway: 10.200.0.1 }\n",
+  );
+  t.equal(code, 2, out + errors);
+  t.match(
+    errors,
+    /cannot read Subnet storage-net from the cluster \(HTTP 403\): check judges an object that exists as the UPDATE kubectl apply would send, so --kubeconfig needs get on what it checks/,
+  );
+  t.equal(out, "", "no verdict is printed");
 });

@@ -3,15 +3,13 @@
  * manifests' RBAC describes: it syncs, follows changes, survives a lost
  * watch, and relists when its resourceVersion is compacted away.
  */
-import { readFileSync } from "node:fs";
 import t from "tap";
-import { CoreV1Api, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { parseAllDocuments } from "yaml";
 import { startInformers } from "../../cluster/informers.js";
 import { Reflector } from "../../cluster/reflector.js";
 import { ClusterState } from "../../cluster/view.js";
-import { kubeFor, type KubeApi } from "../harness/kube.js";
+import { kubeFor, manifestsRbacKubeconfig, type KubeApi } from "../harness/kube.js";
 import { waitFor } from "../harness/wait.js";
 
 const log = pino({ level: "silent" });
@@ -19,25 +17,8 @@ const USER = "ovn-admission-e2e";
 
 /** The manifests' roles, bound to a user whose certificate the test holds. */
 async function rbacLimitedKubeConfig(kube: KubeApi): Promise<KubeConfig> {
-  const docs = parseAllDocuments(readFileSync("manifests/base/rbac.yaml", "utf8")).map(
-    (d) => d.toJS() as KubernetesObject & { subjects?: unknown[] },
-  );
-  // The service's own namespace (where its Lease role lives) exists wherever it is deployed.
-  const namespaces = new Set(docs.map((d) => d.metadata?.namespace).filter((n): n is string => Boolean(n)));
-  for (const name of namespaces) {
-    await kube.objects
-      .create({ apiVersion: "v1", kind: "Namespace", metadata: { name } })
-      .catch((err: { code?: number }) => {
-        if (err.code !== 409) throw err;
-      });
-  }
-  for (const doc of docs) {
-    if (doc.kind?.endsWith("Binding"))
-      doc.subjects = [{ kind: "User", name: USER, apiGroup: "rbac.authorization.k8s.io" }];
-    await kube.objects.create(doc);
-  }
   const config = new KubeConfig();
-  config.loadFromFile(await kube.userKubeconfig(USER));
+  config.loadFromFile(await manifestsRbacKubeconfig(kube, USER));
   return config;
 }
 

@@ -465,3 +465,26 @@ export function apiMessage(err: unknown): string {
       : (err.body as { message: string });
   return body.message;
 }
+
+/**
+ * A kubeconfig file for `user`, bound to the manifests' roles
+ * (manifests/base/rbac.yaml): what the service itself may do, and no more.
+ */
+export async function manifestsRbacKubeconfig(kube: KubeApi, user = "ovn-admission-e2e"): Promise<string> {
+  const docs = yamlObjects("manifests/base/rbac.yaml") as Array<KubernetesObject & { subjects?: unknown[] }>;
+  // The service's own namespace (where its Lease role lives) exists wherever it is deployed.
+  const namespaces = new Set(docs.map((d) => d.metadata?.namespace).filter((n): n is string => Boolean(n)));
+  for (const name of namespaces) {
+    await kube.objects
+      .create({ apiVersion: "v1", kind: "Namespace", metadata: { name } })
+      .catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+  }
+  for (const doc of docs) {
+    if (doc.kind?.endsWith("Binding"))
+      doc.subjects = [{ kind: "User", name: user, apiGroup: "rbac.authorization.k8s.io" }];
+    await kube.objects.create(doc);
+  }
+  return kube.userKubeconfig(user);
+}
