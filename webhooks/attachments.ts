@@ -132,25 +132,32 @@ function parseTextForm(text: string, podNamespace: string): Parsed<Attachment[]>
  */
 const parsedNetworks = new Map<string, Parsed<readonly Readonly<Attachment>[]>>();
 const PARSED_NETWORKS_KEPT = 1024;
+/** Longer texts are parsed each time: what is kept stays within a few MiB, whatever pods are sent. */
+const PARSED_NETWORKS_LONGEST = 4096;
 
 /** Parses the pod annotation; an error names the entry or element and what was expected. */
 export function parseNetworks(text: string, podNamespace: string): Parsed<readonly Readonly<Attachment>[]> {
+  if (text.length > PARSED_NETWORKS_LONGEST) return frozen(parseNetworksOnce(text, podNamespace));
   const key = `${podNamespace} ${text}`;
   let parsed = parsedNetworks.get(key);
   if (parsed !== undefined) return parsed;
-  parsed = parseNetworksOnce(text, podNamespace);
-  if (parsed.ok)
+  parsed = frozen(parseNetworksOnce(text, podNamespace));
+  if (parsedNetworks.size >= PARSED_NETWORKS_KEPT)
+    parsedNetworks.delete(parsedNetworks.keys().next().value as string);
+  parsedNetworks.set(key, parsed);
+  return parsed;
+}
+
+function frozen(parsed: Parsed<Attachment[]>): Parsed<readonly Readonly<Attachment>[]> {
+  if (parsed.ok) {
     for (const attachment of parsed.value) {
       if (attachment.ips) Object.freeze(attachment.ips);
       if (attachment.defaultRoute) Object.freeze(attachment.defaultRoute);
       Object.freeze(attachment);
     }
-  if (parsed.ok) Object.freeze(parsed.value);
-  Object.freeze(parsed);
-  if (parsedNetworks.size >= PARSED_NETWORKS_KEPT)
-    parsedNetworks.delete(parsedNetworks.keys().next().value as string);
-  parsedNetworks.set(key, parsed);
-  return parsed;
+    Object.freeze(parsed.value);
+  }
+  return Object.freeze(parsed);
 }
 
 function parseNetworksOnce(text: string, podNamespace: string): Parsed<Attachment[]> {

@@ -67,6 +67,12 @@ t.test("networks: a text read again is the same frozen result, per namespace", a
   }, TypeError);
   const broken = parseNetworks("a/b/c", "shop");
   t.equal(parseNetworks("a/b/c", "shop"), broken, "an error is kept too");
+  const long = Array.from({ length: 400 }, (_, i) => `shop/net-${i}`).join(",");
+  t.ok(long.length > 4096);
+  const once = parseNetworks(long, "shop");
+  t.not(parseNetworks(long, "shop"), once, "a text over 4 KiB is parsed each time, never kept");
+  t.same(parseNetworks(long, "shop"), once);
+  t.ok(Object.isFrozen(once));
 });
 
 t.test("networks: both forms parse; errors name the entry and what was expected", async (t) => {
