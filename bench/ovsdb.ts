@@ -8,8 +8,7 @@
  * PORTS (default 10000) and CACHE_PORTS (default 100000) override the sizes.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { OvsdbClient, indexBy, namedUuid, op, type Operation } from "ovsdb-client";
@@ -119,7 +118,7 @@ async function nbctl(rows: "same rows" | "name and addresses"): Promise<number> 
   }
   // 10,000 ports' commands are more than the 2 MiB execve allows under the usual 8 MiB stack limit:
   // a shell raises its limit, then runs the one invocation.
-  const script = path.join(mkdtempSync(path.join(os.tmpdir(), "oa-nbctl-")), "ports.sh");
+  const script = path.join(server.dir, "ports.sh");
   const quoted = args.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   writeFileSync(script, `ulimit -s unlimited 2>/dev/null || ulimit -s 1048576\nexec ovn-nbctl ${quoted}\n`);
   const started = process.hrtime.bigint();

@@ -420,9 +420,9 @@ export async function runCheck(
                 metadata: { name: object.metadata?.name ?? "", namespace: object.metadata?.namespace },
               })) as KubeObject;
             } catch (e) {
-              if (apiStatusOf(e) === 404) return undefined;
-              // Read as absent, an object that exists would be judged as a CREATE: a wrong verdict, said as right.
               const status = apiStatusOf(e);
+              if (status === 404) return undefined;
+              // Read as absent, an object that exists would be judged as a CREATE: a wrong verdict, said as right.
               const name = [object.metadata?.namespace, object.metadata?.name].filter(Boolean).join("/");
               throw new Error(
                 `cannot read ${String(object.kind)} ${name} from the cluster (${status ? `HTTP ${status}` : (e as Error).message}): ` +

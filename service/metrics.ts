@@ -12,8 +12,7 @@ export const API_SERVER_BUCKETS = [0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 10, 25];
  * counts and observations, so /metrics reads as if each were recorded at once.
  */
 export class AdmissionTally {
-  /** webhook, operation, verdict, rule: nested maps, as the strings are the same few each time (no key to build). */
-  private readonly counts = new Map<string, Map<string, Map<string, Map<string, { n: number }>>>>();
+  private readonly counts = new Map<string, { labels: Record<AdmissionLabel, string>; n: number }>();
   private readonly held = new Map<string, { values: Float64Array; length: number }>();
 
   constructor(
@@ -24,14 +23,10 @@ export class AdmissionTally {
   ) {}
 
   record(webhook: string, operation: string, verdict: string, rule: string, seconds: number): void {
-    const count = this.cell(
-      this.cell(this.cell(this.cell(this.counts, webhook), operation), verdict),
-      rule,
-      () => ({
-        n: 0,
-      }),
-    );
-    count.n++;
+    const key = `${webhook} ${operation} ${verdict} ${rule}`;
+    const count = this.counts.get(key);
+    if (count) count.n++;
+    else this.counts.set(key, { labels: { webhook, operation, verdict, rule }, n: 1 });
     let held = this.held.get(webhook);
     if (!held) this.held.set(webhook, (held = { values: new Float64Array(this.batch), length: 0 }));
     held.values[held.length++] = seconds;
@@ -40,21 +35,12 @@ export class AdmissionTally {
 
   /** Everything tallied so far, into prom-client (the metrics' collect() calls it before each read). */
   flush(): void {
-    for (const [webhook, operations] of this.counts)
-      for (const [operation, verdicts] of operations)
-        for (const [verdict, rules] of verdicts)
-          for (const [rule, count] of rules) {
-            if (count.n === 0) continue;
-            this.admissions.inc({ webhook, operation, verdict, rule }, count.n);
-            count.n = 0;
-          }
+    for (const count of this.counts.values()) {
+      if (count.n === 0) continue;
+      this.admissions.inc(count.labels, count.n);
+      count.n = 0;
+    }
     for (const [webhook, held] of this.held) this.handOver(webhook, held);
-  }
-
-  private cell<V>(map: Map<string, V>, key: string, make: () => V = () => new Map() as V): V {
-    let value = map.get(key);
-    if (value === undefined) map.set(key, (value = make()));
-    return value;
   }
 
   private handOver(webhook: string, held: { values: Float64Array; length: number }): void {
@@ -70,7 +56,7 @@ export interface Metrics {
   registry: Registry;
   /** Where the admission path records (it hands over to `admissions` and `admissionDuration`). */
   admitted: AdmissionTally;
-  admissions: Counter<"webhook" | "operation" | "verdict" | "rule">;
+  admissions: Counter<AdmissionLabel>;
   admissionDuration: Histogram<"webhook">;
   malformed: Counter<"reason">;
   ovsdbTransactionDuration: Histogram<"database" | "result">;

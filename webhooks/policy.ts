@@ -28,9 +28,10 @@ export function policyFor(namespace: string, view: ClusterView, label: string): 
 
 /** Turns a verdict into what the namespace's policy lets through. */
 export function applyPolicy(verdict: Verdict, policy: Policy): Verdict {
-  if (!policy.warning && (verdict.allowed || policy.mode !== "warn")) return verdict;
   const warnings = policy.warning ? [...verdict.warnings, policy.warning] : verdict.warnings;
-  if (verdict.allowed || policy.mode !== "warn") return { ...verdict, warnings };
+  // Most admissions: the verdict stands as it is, not copied.
+  if (verdict.allowed || policy.mode !== "warn")
+    return warnings === verdict.warnings ? verdict : { ...verdict, warnings };
   // Admitted, but what would break the network (an address another pod holds) is never programmed.
   return {
     allowed: true,

@@ -336,12 +336,11 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     this.scheduleReconnect(lastError);
   }
 
-  private async serverRole(connection: RpcConnection, asked = 1): Promise<ServerRole | undefined> {
+  private async serverRole(connection: RpcConnection): Promise<ServerRole | undefined> {
     const database = this.options.database;
     if (!database) return undefined;
-    let result: unknown;
-    try {
-      result = await connection.request("transact", [
+    const select = async (): Promise<ServerRole | undefined> => {
+      const result = await connection.request("transact", [
         "_Server",
         {
           op: "select",
@@ -350,12 +349,15 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
           columns: ["model", "connected", "leader"],
         },
       ]);
+      return (result as Array<{ rows?: ServerRole[] }>)[0]?.rows?.[0];
+    };
+    let row: ServerRole | undefined;
+    try {
+      row = await select();
     } catch (err) {
       if (err instanceof RpcError) return undefined; // a server without _Server: standalone
       throw err;
     }
-    const rows = (result as Array<{ rows?: ServerRole[] }>)[0]?.rows;
-    const row = rows?.[0];
     if (row) return row;
     const served = ((await connection.request("list_dbs", [])) as string[]).filter((d) => d !== "_Server");
     if (!served.includes(database))
@@ -364,9 +366,11 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       );
     // ovsdb-server fills _Server from its main loop: a client that connects as it starts can be
     // answered before the row is there. Asked again for up to a second, then taken as unknown.
-    if (asked >= 50) return undefined;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    return this.serverRole(connection, asked + 1);
+    for (let asked = 1; asked < 50 && !row; asked++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      row = await select();
+    }
+    return row;
   }
 
   private async adopt(connection: RpcConnection, role: ServerRole | undefined): Promise<void> {
