@@ -152,9 +152,13 @@ t.test(
 
     // Scaled to 0: the ReplicaSet deletes the pods. No kubelet runs here to finish a bound pod's graceful
     // deletion, so the test finishes it as a kubelet would (grace 0) once the pod is terminating.
-    const deployment = await apps.readNamespacedDeployment({ namespace: "shop", name: "web" });
-    deployment.spec!.replicas = 0;
-    await apps.replaceNamespacedDeployment({ namespace: "shop", name: "web", body: deployment });
+    // Through the scale subresource, without a resourceVersion: the update is unconditional, so the
+    // deployment controller writing status meanwhile cannot make it a 409 Conflict.
+    await apps.replaceNamespacedDeploymentScale({
+      namespace: "shop",
+      name: "web",
+      body: { metadata: { name: "web", namespace: "shop" }, spec: { replicas: 0 } },
+    });
     await waitFor(
       "every pod terminating or gone",
       async () => (await list()).every((p) => p.metadata?.deletionTimestamp),
