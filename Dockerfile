@@ -29,11 +29,13 @@ COPY --from=build /src/packages/ovsdb-sandbox/package.json packages/ovsdb-sandbo
 COPY --from=build /src/packages/ovsdb-sandbox/dist packages/ovsdb-sandbox/dist
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 COPY --from=build /src/dist/bin dist/bin
-COPY --from=build /src/dist/service dist/service
-COPY --from=build /src/dist/cluster dist/cluster
-COPY --from=build /src/dist/handlers dist/handlers
-COPY --from=build /src/dist/webhooks dist/webhooks
 COPY --from=build /src/dist/cli dist/cli
+COPY --from=build /src/dist/service dist/service
+COPY --from=build /src/dist/domain dist/domain
+COPY --from=build /src/dist/webhooks dist/webhooks
+COPY --from=build /src/dist/cluster dist/cluster
+COPY --from=build /src/dist/ovn dist/ovn
+COPY --from=build /src/dist/tls dist/tls
 
 # Runtime: node and the app, no shell, no package manager. The service calls
 # no tool (certificates are made in-process) and stops cleanly on SIGTERM, so

@@ -18,8 +18,8 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { namedUuid, op, OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
-import { NatHandler } from "../handlers/nat.js";
-import type { NatClaim } from "../webhooks/gateway.js";
+import { NatHandler } from "../ovn/nat.js";
+import type { NatClaim } from "../domain/nat.js";
 
 const NB = "OVN_Northbound";
 const PODS = Number(process.env.NAT_PODS ?? 2_000);

@@ -144,7 +144,7 @@ async function cacheSync(): Promise<{ seconds: number; heapMB: number }> {
   const heapBefore = process.memoryUsage().heapUsed;
   const started = process.hrtime.bigint();
   const cache = await fresh.cache(NB, {
-    // The columns the service monitors (handlers/ports.ts), not every column of the table.
+    // The columns the service monitors (ovn/ports.ts), not every column of the table.
     Logical_Switch_Port: {
       columns: ["name", "addresses", "enabled", "external_ids"],
       indexes: { name: indexBy.column("name"), pod: indexBy.mapKey("pod") },

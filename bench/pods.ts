@@ -17,9 +17,9 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import { namedUuid, op, OvsdbClient, type Operation } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
-import { ClusterState } from "../cluster/view.js";
-import { PORT_IDS } from "../handlers/ports.js";
-import { macOfAddress, numberToAddress } from "../webhooks/addresses.js";
+import { ClusterState } from "../cluster/state.js";
+import { PORT_IDS } from "../ovn/ports.js";
+import { macOfAddress, numberToAddress } from "../domain/addresses.js";
 import { loadConfig } from "../service/config.js";
 import { startService } from "../service/server.js";
 

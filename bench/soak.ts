@@ -28,7 +28,7 @@ import { parseArgs } from "node:util";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { op, OvsdbClient } from "ovsdb-client";
 import { freePort, scratchDir, startOpenVswitch, startRaftCluster, type OvsdbServer } from "ovsdb-sandbox";
-import { planEncapIps } from "../handlers/encap.js";
+import { planEncapIps } from "../ovn/encap.js";
 import { startKube } from "../test/harness/kube.js";
 import { SEED_GATEWAY } from "../test/fixtures/index.js";
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The ovn-admission command: configuration, start, graceful stop on SIGINT/SIGTERM; or `check`. */
 import { ConfigError, loadConfig, usage } from "../service/config.js";
-import { CertificateError } from "../service/certificates.js";
+import { CertificateError } from "../tls/certificates.js";
 import { StartupError, startService } from "../service/server.js";
 
 async function main(): Promise<number> {

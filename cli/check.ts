@@ -16,15 +16,16 @@ import { LineCounter, parseAllDocuments } from "yaml";
 import { OvsdbClient } from "ovsdb-client";
 import { apiStatusOf } from "../cluster/api-status.js";
 import { findCluster, startInformers } from "../cluster/informers.js";
-import { ClusterState } from "../cluster/view.js";
-import type { Kind } from "../cluster/facts.js";
-import { IntentHandlers, type IntentHandler } from "../handlers/intents.js";
-import { PortHandler } from "../handlers/ports.js";
+import { ClusterState } from "../cluster/state.js";
+import type { Kind } from "../domain/facts.js";
+import { IntentHandlers, type IntentHandler } from "../ovn/intent-runner.js";
+import { PortHandler } from "../ovn/ports.js";
 import { ConfigError, loadConfig, ruleSettings, type Config } from "../service/config.js";
 import { admit } from "../webhooks/admit.js";
-import type { AdmissionRequest, KubeObject } from "../webhooks/envelope.js";
-import { ROUTES } from "../webhooks/rules.js";
-import type { PortClaim } from "../webhooks/ports.js";
+import type { AdmissionRequest } from "../webhooks/envelope.js";
+import type { KubeObject } from "../domain/kube.js";
+import { ROUTES } from "../webhooks/routes.js";
+import type { PortClaim } from "../domain/port-claims.js";
 
 /** An object as read, and where: FILE:LINE in every message about it. */
 export interface Located {

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Reflector, type ResourceSource } from "./reflector.js";
-import { ClusterState } from "./view.js";
+import { ClusterState } from "./state.js";
 
 /** Every collection the view lists and watches. manifests/base/rbac.yaml grants exactly these (test/rbac.test.ts). */
 export const SOURCES: readonly ResourceSource[] = [

@@ -11,7 +11,7 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { apiStatusOf } from "./api-status.js";
-import { ANNOTATION } from "../webhooks/annotations.js";
+import { ANNOTATION } from "../domain/annotations.js";
 
 /** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants exactly it). */
 export const WRITES = [

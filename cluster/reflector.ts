@@ -10,8 +10,8 @@ import https from "node:https";
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { apiStatusOf } from "./api-status.js";
-import type { KubeObject } from "../webhooks/envelope.js";
-import { trim, type FactsByKind, type Kind } from "./facts.js";
+import type { KubeObject } from "../domain/kube.js";
+import { trim, type FactsByKind, type Kind } from "../domain/facts.js";
 
 export interface ReflectorTarget {
   replaceTrimmed<K extends Kind>(kind: K, facts: Array<FactsByKind[K]>): void;

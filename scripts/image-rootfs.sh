@@ -30,7 +30,7 @@ for pkg in ovsdb-client ovsdb-sandbox; do
   cp -r packages/$pkg/dist "$stage/packages/$pkg/dist"
 done
 (cd "$stage" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
-for dir in bin cli service cluster handlers webhooks; do
+for dir in bin cli service domain webhooks cluster ovn tls; do
   mkdir -p "$stage/dist"
   cp -r dist/$dir "$stage/dist/$dir"
 done

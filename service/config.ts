@@ -7,8 +7,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseRemotes } from "ovsdb-client";
 import type { FailureMode } from "../webhooks/admit.js";
-import { isCidr, networkOf, prefixOf } from "../webhooks/addresses.js";
-import type { NetworkModel, RuleSettings } from "../webhooks/rules.js";
+import { isCidr, networkOf, prefixOf } from "../domain/addresses.js";
+import type { NetworkModel, RuleSettings } from "../domain/settings.js";
 
 export interface Config {
   host: string;

@@ -15,22 +15,24 @@ import { pino, type Logger } from "pino";
 import { op, OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
-import { ClusterState, type ClusterView } from "../cluster/view.js";
-import { EncapHandler, NodeDatabases } from "../handlers/encap.js";
-import { IntentHandlers } from "../handlers/intents.js";
-import { GatewayHandler } from "../handlers/gateway.js";
-import { NatHandler, type NatReconcile } from "../handlers/nat.js";
-import { Programmer } from "../handlers/programmer.js";
-import { Reconciler } from "../handlers/reconciler.js";
-import { PortHandler } from "../handlers/ports.js";
-import { SubnetSwitches } from "../handlers/switches.js";
-import { NodeSubnets } from "../handlers/node-subnets.js";
+import { ClusterState } from "../cluster/state.js";
+import type { ClusterView } from "../domain/view.js";
+import { EncapHandler, NodeDatabases } from "../ovn/encap.js";
+import { IntentHandlers } from "../ovn/intent-runner.js";
+import { GatewayHandler } from "../ovn/gateway.js";
+import { NatHandler, type NatReconcile } from "../ovn/nat.js";
+import { Programmer } from "../ovn/programmer.js";
+import { Reconciler } from "../ovn/reconciler.js";
+import { PortHandler } from "../ovn/ports.js";
+import { SubnetSwitches } from "../ovn/switches.js";
+import { NodeSubnets } from "../ovn/node-subnets.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
-import { SelfManagedTls } from "../cluster/self-managed-tls.js";
+import { SelfManagedTls } from "../tls/self-managed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
-import { gatewayModeOf, natWantOf, sameNat, type NatWant } from "../webhooks/gateway.js";
-import { buildApp, registerProbes, type Readiness } from "../webhooks/app.js";
-import { ROUTES, type Route } from "../webhooks/rules.js";
+import { gatewayModeOf } from "../domain/gateway-config.js";
+import { natWantOf, sameNat, type NatWant } from "../domain/nat.js";
+import { buildApp, registerProbes, type Readiness } from "./app.js";
+import { ROUTES, type Route } from "../webhooks/routes.js";
 import { ruleSettings, type Config } from "./config.js";
 import {
   certificateFacts,
@@ -38,7 +40,7 @@ import {
   readServingCertificate,
   reloadOnChange,
   type ServingFiles,
-} from "./certificates.js";
+} from "../tls/certificates.js";
 import { createMetrics } from "./metrics.js";
 
 const NB = "OVN_Northbound";
@@ -246,7 +248,10 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     const [namespace = "", name = ""] = want.pod.split("/");
     // Routed only while the pod still asks for the row that was written.
     marker?.markRouted(want.pod, (annotations) =>
-      sameNat(natWantOf(namespace, name, annotations, gatewayModeOf(view)).row, want.row),
+      sameNat(
+        natWantOf(namespace, name, annotations, gatewayModeOf(view), config.networkModel).row,
+        want.row,
+      ),
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);

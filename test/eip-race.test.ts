@@ -7,10 +7,10 @@
 import { pino } from "pino";
 import t, { type Test } from "tap";
 import { op, OvsdbClient } from "ovsdb-client";
-import { ClusterState } from "../cluster/view.js";
-import { NatHandler } from "../handlers/nat.js";
-import { natWantOf } from "../webhooks/gateway.js";
-import type { KubeObject } from "../webhooks/envelope.js";
+import { ClusterState } from "../cluster/state.js";
+import { NatHandler } from "../ovn/nat.js";
+import { natWantOf } from "../domain/nat.js";
+import type { KubeObject } from "../domain/kube.js";
 import { podReview, SEED_GATEWAY } from "./fixtures/index.js";
 import { clusterRouterOn, northboundFor, raftNorthboundFor } from "./harness/index.js";
 import { responseOf, serviceFor, type TestService } from "./harness/service.js";
@@ -182,7 +182,7 @@ t.test(
     const view = ClusterState.of({ Pod: admittedPods });
     // The admitted pods as the API server would store them: their claims become their rows.
     const wanted = view.podsWithNat().map((p) => ({
-      want: natWantOf(p.namespace, p.name, p.annotations, "centralized"),
+      want: natWantOf(p.namespace, p.name, p.annotations, "centralized", "kube-ovn"),
       stored: { uid: p.uid, resourceVersion: "1" },
     }));
     const nat = new NatHandler(client, "ovn-cluster", pino({ level: "silent" }));

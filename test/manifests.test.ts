@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { loadConfig, usage } from "../service/config.js";
-import { ROUTES } from "../webhooks/rules.js";
+import { ROUTES } from "../webhooks/routes.js";
 import { kustomize, type ManifestObject } from "./harness/kustomize.js";
 
 interface WebhookEntry {

@@ -7,7 +7,7 @@
  */
 import t, { type Test } from "tap";
 import { op, type OvsdbClient } from "ovsdb-client";
-import { ClusterState } from "../cluster/view.js";
+import { ClusterState } from "../cluster/state.js";
 import { podReview } from "./fixtures/index.js";
 import { clusterRouterOn, northboundFor, raftNorthboundFor } from "./harness/index.js";
 import { responseOf, serviceFor, type TestService } from "./harness/service.js";

@@ -3,7 +3,7 @@ import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { SOURCES } from "../cluster/informers.js";
 import { WRITES } from "../cluster/pod-annotations.js";
-import { SELF_MANAGED_TLS_WRITES } from "../cluster/self-managed-tls.js";
+import { SELF_MANAGED_TLS_WRITES } from "../tls/self-managed.js";
 import { kustomize, type ManifestObject } from "./harness/kustomize.js";
 
 interface Rule {

@@ -3,11 +3,12 @@
  * then (never on dryRun) the intents, all within the deadline. A slow or
  * failed dependency is answered by the webhook's failure mode.
  */
-import type { ClusterView } from "../cluster/view.js";
-import { IntentRefused, type IntentHandlers } from "../handlers/intents.js";
+import type { ClusterView } from "../domain/view.js";
+import { IntentRefused, type IntentRunner } from "../domain/intents.js";
 import { encodePatch, type AdmissionResponse, type AdmissionReview } from "./envelope.js";
 import { applyPolicy, policyFor, type PolicyMode } from "./policy.js";
-import { routeFor, type Route, type RuleSettings, type Webhook } from "./rules.js";
+import { routeFor, type Route, type Webhook } from "./routes.js";
+import type { RuleSettings } from "../domain/settings.js";
 import { withAnnotations } from "./patch.js";
 import { deny, type Verdict } from "./verdict.js";
 
@@ -18,7 +19,7 @@ export interface AdmitDeps {
   routes: readonly Route[];
   view: ClusterView;
   settings: RuleSettings;
-  handlers: IntentHandlers;
+  handlers: IntentRunner;
   policyLabel: string;
   deadlineMs: number;
   failureModes: Record<Webhook, FailureMode>;

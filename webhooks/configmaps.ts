@@ -2,12 +2,13 @@
  * Rules for ConfigMaps: only the external gateway's
  * (`kube-system/ovn-external-gw-config`, seed 003) is ours. It is checked key
  * by key here; OVN Northbound is programmed from the ConfigMap as stored
- * (handlers/programmer.ts), never from the request.
+ * (ovn/programmer.ts), never from the request.
  */
-import { GATEWAY_CONFIGMAP, type ClusterView } from "../cluster/view.js";
+import { GATEWAY_CONFIGMAP, GATEWAY_KEY, readGatewayConfig } from "../domain/gateway-config.js";
+import type { ClusterView } from "../domain/view.js";
 import type { AdmissionRequest } from "./envelope.js";
-import { GATEWAY_KEY, readGatewayConfig } from "./gateway.js";
-import type { RuleSettings } from "./rules.js";
+
+import type { RuleSettings } from "../domain/settings.js";
 import { allow, reject, type Verdict } from "./verdict.js";
 
 export function validateConfigMap(

@@ -4,31 +4,13 @@
  * version it came in.
  */
 import type { Operation as JsonPatchOperation } from "fast-json-patch";
-import type { V1ObjectMeta } from "@kubernetes/client-node";
 
 export const ADMISSION_VERSIONS = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] as const;
 export type AdmissionVersion = (typeof ADMISSION_VERSIONS)[number];
 export type AdmissionOperation = "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
 const OPERATIONS = new Set<string>(["CREATE", "UPDATE", "DELETE", "CONNECT"]);
 
-export interface GroupVersionKind {
-  group: string;
-  version: string;
-  kind: string;
-}
-export interface GroupVersionResource {
-  group: string;
-  version: string;
-  resource: string;
-}
-
-/** Any Kubernetes object as it arrives: typed metadata, the rest left to each resource's rules. */
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: V1ObjectMeta;
-  [field: string]: unknown;
-}
+import type { GroupVersionKind, GroupVersionResource, KubeObject } from "../domain/kube.js";
 
 export interface AdmissionRequest {
   uid: string;

@@ -3,15 +3,13 @@
  * parses, every plugin is allowed, kube-ovn, ipvlan and macvlan have what they
  * need, IPAM ranges are networks, and the node selector annotation is labels.
  */
-import type { ClusterView } from "../cluster/view.js";
-import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "./addresses.js";
-import { annotationField, annotationsOf } from "./annotations.js";
-import { interfaceNameProblem, parseNodeSelector } from "./attachments.js";
+import type { ClusterView } from "../domain/view.js";
+import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "../domain/addresses.js";
+import { annotationField, annotationsOf, NAD_NODE_SELECTOR } from "../domain/annotations.js";
+import { interfaceNameProblem, parseNodeSelector } from "../domain/attachments.js";
 import type { AdmissionRequest } from "./envelope.js";
-import type { RuleSettings } from "./rules.js";
+import type { RuleSettings } from "../domain/settings.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
-
-export const NAD_NODE_SELECTOR = "k8s.v1.cni.cncf.io/nodeSelector";
 
 const MODES: Record<string, readonly string[]> = {
   ipvlan: ["l2", "l3", "l3s"],

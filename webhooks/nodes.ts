@@ -5,15 +5,17 @@
  * per plane (mutate) and, once every check passed, its Open_vSwitch encap IPs
  * programmed (validate).
  */
-import type { ClusterView } from "../cluster/view.js";
-import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
-import { interfaceNameProblem } from "./attachments.js";
-import type { AdmissionRequest, KubeObject } from "./envelope.js";
+import type { ClusterView } from "../domain/view.js";
+import { ANNOTATION, annotationField, annotationsOf } from "../domain/annotations.js";
+import { interfaceNameProblem } from "../domain/attachments.js";
+import type { AdmissionRequest } from "./envelope.js";
+import type { KubeObject } from "../domain/kube.js";
 import { buildPatch, editable } from "./patch.js";
-import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "./planes.js";
-import type { RuleSettings } from "./rules.js";
-import { subnetOfPod } from "./subnets.js";
-import { allow, deny, reject, type Intent, type Verdict } from "./verdict.js";
+import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "../domain/planes.js";
+import type { RuleSettings } from "../domain/settings.js";
+import { subnetOfPod } from "../domain/subnets.js";
+import { allow, deny, reject, type Verdict } from "./verdict.js";
+import type { Intent } from "../domain/intents.js";
 
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
 
@@ -106,7 +108,7 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
     }
   }
   // Nothing is programmed from the request: the node's Open_vSwitch follows the Node the API server
-  // stores (handlers/programmer.ts), so a review no API server sent, or one a later webhook denies, changes nothing.
+  // stores (ovn/programmer.ts), so a review no API server sent, or one a later webhook denies, changes nothing.
   return allow();
 }
 

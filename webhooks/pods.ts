@@ -4,27 +4,40 @@
  * land on a node that has it, and records the encap IP it uses there).
  */
 import type { V1Affinity, V1NodeSelectorTerm } from "@kubernetes/client-node";
-import { GATEWAY_CONFIGMAP, type ClusterView, type PodFacts } from "../cluster/view.js";
 import {
+  GATEWAY_CONFIGMAP,
   externalAddressProblem,
   GATEWAY_KEY,
-  holdsAddresses,
-  natWantOf,
   gatewayOf,
-  type NatClaim,
   type GatewayMode,
-} from "./gateway.js";
-import { ANNOTATION, annotationField, annotationsOf } from "./annotations.js";
-import type { AdmissionRequest, KubeObject } from "./envelope.js";
-import { ENCAP_IP_ANNOTATION, planeLabel } from "./planes.js";
-import { addressOf, cidrContains, isIpAddress, isUnicastMac } from "./addresses.js";
-import { interfaceNameProblem, parseNetworks, parseNodeSelector, type Attachment } from "./attachments.js";
-import { ipamNetworks, NAD_NODE_SELECTOR } from "./nads.js";
-import { DEFAULT_VPC, subnetOfPod } from "./subnets.js";
-import { ADDRESS_ANNOTATIONS, isIntent, portClaimOf } from "./ports.js";
+} from "../domain/gateway-config.js";
+import type { ClusterView } from "../domain/view.js";
+import type { PodFacts } from "../domain/facts.js";
+import { holdsAddresses, natWantOf, type NatClaim } from "../domain/nat.js";
+import {
+  ANNOTATION,
+  annotationField,
+  annotationsOf,
+  NAD_NODE_SELECTOR,
+  DEFAULT_NETWORKS_ANNOTATION,
+  SHARED_ATTACHMENTS_LABEL,
+} from "../domain/annotations.js";
+import type { AdmissionRequest } from "./envelope.js";
+import type { KubeObject } from "../domain/kube.js";
+import { ENCAP_IP_ANNOTATION, planeLabel } from "../domain/planes.js";
+import { addressOf, cidrContains, isIpAddress, isUnicastMac } from "../domain/addresses.js";
+import {
+  interfaceNameProblem,
+  parseNetworks,
+  parseNodeSelector,
+  type Attachment,
+} from "../domain/attachments.js";
+import { ipamNetworks } from "./nads.js";
+import { DEFAULT_VPC, subnetOfPod } from "../domain/subnets.js";
+import { ADDRESS_ANNOTATIONS, isIntent, portClaimOf } from "../domain/port-claims.js";
 import { buildPatch, editable } from "./patch.js";
-import type { RuleSettings } from "./rules.js";
-import { allow, deny, reject, type Verdict } from "./verdict.js";
+import type { RuleSettings } from "../domain/settings.js";
+import { allow, deny, refuse, reject, type Verdict } from "./verdict.js";
 
 /** The plane the pod's subnet names, with the subnet, when there is one. */
 function planeOf(namespace: string, pod: KubeObject | null, view: ClusterView, settings: RuleSettings) {
@@ -67,8 +80,6 @@ function requirePlane(affinity: V1Affinity | undefined, plane: string): V1Affini
 
 /** `ovn.kubernetes.io/ingress_rate` and the per-attachment `<provider>.ovn.kubernetes.io/ingress_rate` forms. */
 const RATE_KEY = /^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.)?ovn\.kubernetes\.io\/(ingress|egress)_rate$/;
-
-const SHARED_ATTACHMENTS_LABEL = "ovn-admission.io/shared-attachments";
 
 function isShared(namespace: string, view: ClusterView, settings: RuleSettings): boolean {
   return (
@@ -283,7 +294,7 @@ function checkExternalAddresses(
   // The address is held from the admission that asked for it; its row is programmed from the stored pod.
   if (request.operation === "UPDATE" && eip === before[ANNOTATION.eip] && snat === before[ANNOTATION.snat])
     return allow();
-  const holds = natWantOf(request.namespace, name, now, mode).holds;
+  const holds = natWantOf(request.namespace, name, now, mode, settings.networkModel).holds;
   if (!holds) return allow();
   const claim: NatClaim = { pod: self, uid: request.object?.metadata?.uid ?? "", holds };
   return allow({ intents: [{ kind: "nat-claim", owner: self, spec: claim }] });
@@ -333,7 +344,7 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
         nodeName,
       )
     : undefined;
-  if (claim && !isIntent(claim)) return claim;
+  if (claim && !isIntent(claim)) return refuse([claim]);
   // The pod's EIP or SNAT address goes into its port's transaction: one write for both (ADR 0004).
   if (claim) {
     const external = checkExternalAddresses(request, view, settings);
@@ -356,9 +367,6 @@ function mutateCreate(request: AdmissionRequest, view: ClusterView, settings: Ru
   if (plane) placeOnPlane(pod, plane, view);
   return allow({ patch: buildPatch(object, pod), intents });
 }
-
-/** Namespace annotation: the attachments its pods get when they name none themselves. */
-export const DEFAULT_NETWORKS_ANNOTATION = "ovn-admission.io/default-networks";
 
 function defaultAttachmentsFor(request: AdmissionRequest, view: ClusterView): string | undefined {
   if (annotationsOf(request.object)[ANNOTATION.networks] !== undefined) return undefined;
@@ -443,7 +451,7 @@ export function mutatePodBinding(
   if (!node || !pod) return allow();
   // The node is known now: the pod's address is taken, and reaches it through the Binding's annotations.
   const claim = portClaimOf(request.namespace, request.name, pod.uid, pod.annotations, view, settings, node);
-  if (claim && !isIntent(claim)) return claim;
+  if (claim && !isIntent(claim)) return refuse([claim]);
   const intents = claim ? [claim] : [];
   const plane = planeOf(
     request.namespace,

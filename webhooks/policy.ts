@@ -3,7 +3,7 @@
  * Namespace chooses `enforce` (the default), `warn` (denials become warnings,
  * and nothing is programmed for the object), or `off` (untouched).
  */
-import type { ClusterView } from "../cluster/view.js";
+import type { ClusterView } from "../domain/view.js";
 import type { Verdict } from "./verdict.js";
 
 export type PolicyMode = "enforce" | "warn" | "off";

@@ -1,31 +1,13 @@
-/**
- * Rules for Kube-OVN Subnets, and the one answer to "which subnet is this
- * pod in": `ovn.kubernetes.io/logical_switch`, else the subnet whose
- * `spec.namespaces` holds the pod's namespace, else the default subnet.
- */
-import type { ClusterView, SubnetFacts } from "../cluster/view.js";
+/** Rules for Kube-OVN Subnets (and VpcNatGateways). */
+import type { ClusterView } from "../domain/view.js";
 import type { AdmissionRequest } from "./envelope.js";
-import { ANNOTATION } from "./annotations.js";
-import { isPlaneName } from "./planes.js";
-import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "./addresses.js";
-import type { RuleSettings } from "./rules.js";
-import { didYouMean } from "./spelling.js";
+import { isPlaneName } from "../domain/planes.js";
+import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "../domain/addresses.js";
+import type { RuleSettings } from "../domain/settings.js";
+import { didYouMean } from "../domain/spelling.js";
 import { allow, deny, reject, type Verdict } from "./verdict.js";
 
-export function subnetOfPod(
-  namespace: string,
-  annotations: Readonly<Record<string, string>>,
-  view: ClusterView,
-  defaultSubnet: string,
-): SubnetFacts | undefined {
-  const named = annotations[ANNOTATION.logicalSwitch];
-  if (named) return view.subnet(named);
-  const [byNamespace] = view.subnetsOfNamespace(namespace).sort((a, b) => a.name.localeCompare(b.name));
-  return byNamespace ?? view.subnet(defaultSubnet);
-}
-
-/** Kube-OVN's default VPC: subnets that name none are in it. */
-export const DEFAULT_VPC = "ovn-cluster";
+import { DEFAULT_VPC } from "../domain/subnets.js";
 
 /** provider, vpc and CIDR: the attachment a provider names exists, the VPC exists, no overlap inside one VPC. */
 function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict | undefined {

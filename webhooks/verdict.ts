@@ -3,26 +3,9 @@
  * `(request, view) -> Verdict`; they never do I/O.
  */
 import type { JsonPatchOperation } from "./patch.js";
+import type { Violation } from "../domain/violations.js";
 
-/**
- * What OVN or OVS must become once the object is admitted; handlers/ carry
- * intents out as OVSDB transactions (never on dryRun).
- */
-export interface Intent {
-  /** Handler that carries it out, e.g. "nat" or "encap-ip". */
-  kind: string;
-  /** The object it serves, "namespace/name" or a node name. */
-  owner: string;
-  /** What the handler needs, in its own words. */
-  spec: Record<string, unknown>;
-  /**
-   * When it cannot be carried out in time, admit anyway with a warning: its
-   * handler keeps retrying (a node's Open_vSwitch database that is down).
-   */
-  optional?: boolean;
-  /** Run on dryRun too, writing nothing, so the answer shows what would be given (an address). */
-  preview?: boolean;
-}
+import type { Intent } from "../domain/intents.js";
 
 export interface Verdict {
   allowed: boolean;
@@ -30,6 +13,8 @@ export interface Verdict {
   code?: 400 | 403;
   /** For a denial: the field, the value found and what was expected (or the conflicting object). */
   message?: string;
+  /** For a denial: every violation found, the first one first (the message lists them all). */
+  violations?: Violation[];
   patch: JsonPatchOperation[];
   warnings: string[];
   intents: Intent[];
@@ -52,4 +37,39 @@ export function deny(message: string, warnings: string[] = []): Verdict {
 /** A malformed object (400): a field does not parse. */
 export function reject(message: string, warnings: string[] = []): Verdict {
   return { allowed: false, code: 400, message, patch: [], warnings, intents: [] };
+}
+
+/** The API server keeps a denial's message whole up to about this size; past it, the rest is counted. */
+const MESSAGE_LIMIT = 4096;
+
+/**
+ * A denial naming every violation of the object, the first one first; its
+ * code is the first's. One violation reads exactly as its message.
+ */
+export function refuse(violations: readonly Violation[], warnings: string[] = []): Verdict {
+  const [first] = violations;
+  if (!first) throw new RangeError("refuse() needs at least one violation");
+  return {
+    allowed: false,
+    code: first.code,
+    message: messageOf(violations),
+    violations: [...violations],
+    patch: [],
+    warnings,
+    intents: [],
+  };
+}
+
+function messageOf(violations: readonly Violation[]): string {
+  if (violations.length === 1) return (violations[0] as Violation).message;
+  let message = `${violations.length} problems: `;
+  for (const [i, v] of violations.entries()) {
+    const part = `${i > 0 ? "; " : ""}(${i + 1}) ${v.message}`;
+    if (message.length + part.length > MESSAGE_LIMIT) {
+      message += `; and ${violations.length - i} more`;
+      break;
+    }
+    message += part;
+  }
+  return message;
 }

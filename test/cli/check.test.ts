@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { pino } from "pino";
 import t from "tap";
 import { OvsdbClient, op } from "ovsdb-client";
-import { PortHandler } from "../../handlers/ports.js";
+import { PortHandler } from "../../ovn/ports.js";
 import { runCheck, type Finding } from "../../cli/check.js";
 import { northboundFor, scratchDir } from "../harness/index.js";
 

@@ -7,7 +7,7 @@
 import t from "tap";
 import { AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
-import { cidrContains } from "../../webhooks/addresses.js";
+import { cidrContains } from "../../domain/addresses.js";
 import { kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";

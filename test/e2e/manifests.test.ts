@@ -12,7 +12,7 @@ import {
 } from "@kubernetes/client-node";
 import { SOURCES } from "../../cluster/informers.js";
 import { WRITES } from "../../cluster/pod-annotations.js";
-import { SELF_MANAGED_TLS_WRITES } from "../../cluster/self-managed-tls.js";
+import { SELF_MANAGED_TLS_WRITES } from "../../tls/self-managed.js";
 import { kubeFor, apiMessage } from "../harness/kube.js";
 import { kustomize, type ManifestObject } from "../harness/kustomize.js";
 import { serviceFor } from "../harness/service.js";

@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { createCertificateAuthority } from "../../service/certificates.js";
-import { certificateFacts, splitBundle } from "../../service/certificates.js";
+import { createCertificateAuthority, certificateFacts, splitBundle } from "../../tls/certificates.js";
+
 import { freePort, scratchDir } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";

@@ -15,7 +15,7 @@ import Fastify from "fastify";
 import t, { type Test } from "tap";
 import { AdmissionregistrationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
-import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
+import { createCertificateAuthority, issueCertificate } from "../../tls/certificates.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import { encapIpsOf, freePort, nodesFor, scratchDir, type SimulatedNode } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";

@@ -8,7 +8,7 @@ import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { startInformers } from "../../cluster/informers.js";
 import { Reflector } from "../../cluster/reflector.js";
-import { ClusterState } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/state.js";
 import { kubeFor, manifestsRbacKubeconfig, type KubeApi } from "../harness/kube.js";
 import { waitFor } from "../harness/wait.js";
 

@@ -21,7 +21,7 @@ import {
 import type { Test } from "tap";
 import { documents } from "./kustomize.js";
 import { freePort, scratchDir } from "ovsdb-sandbox";
-import { createCertificateAuthority, issueCertificate } from "../../service/certificates.js";
+import { createCertificateAuthority, issueCertificate } from "../../tls/certificates.js";
 import { waitFor } from "./wait.js";
 
 /** Where the e2e binaries are, or why there are none. */

@@ -3,7 +3,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { ensureDevCertificates } from "../../service/certificates.js";
+import { ensureDevCertificates } from "../../tls/certificates.js";
 import { scratchDir } from "../harness/index.js";
 
 const checkSecrets = path.resolve(

@@ -1,8 +1,9 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
-import { parseNetworks, parseNodeSelector } from "../../webhooks/attachments.js";
-import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
+import { ClusterState } from "../../cluster/state.js";
+import { parseNetworks, parseNodeSelector } from "../../domain/attachments.js";
+import type { AdmissionRequest } from "../../webhooks/envelope.js";
+import type { KubeObject } from "../../domain/kube.js";
 import { validateNad } from "../../webhooks/nads.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { admissionRequest, settingsWith } from "../fixtures/index.js";

@@ -1,8 +1,9 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
-import type { KubeObject } from "../../webhooks/envelope.js";
+import { ClusterState } from "../../cluster/state.js";
+import type { KubeObject } from "../../domain/kube.js";
 import { parseReview } from "../../webhooks/envelope.js";
+
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { podReview, podUpdate, SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
 

@@ -1,8 +1,9 @@
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/state.js";
 import type { AdmissionRequest } from "../../webhooks/envelope.js";
 import { validateConfigMap } from "../../webhooks/configmaps.js";
-import { externalAddressProblem, natWantOf, readGatewayConfig } from "../../webhooks/gateway.js";
+import { externalAddressProblem, readGatewayConfig } from "../../domain/gateway-config.js";
+import { natWantOf } from "../../domain/nat.js";
 import { SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
 
 function configMapRequest(
@@ -170,16 +171,22 @@ t.test("external addresses: inside the network, not its network, broadcast, gate
 
 t.test("the NAT row a pod asks for", async (t) => {
   const ip = { "ovn.kubernetes.io/ip_address": "10.16.0.9,fd00:10:16::9" };
-  t.same(natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233", ...ip }, "centralized"), {
-    pod: "shop/web",
-    holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" },
-    row: { type: "dnat_and_snat", external_ip: "172.56.0.233", logical_ip: "10.16.0.9" },
-  });
-  t.same(natWantOf("shop", "web", { "ovn.kubernetes.io/snat": "172.56.0.200", ...ip }, "distributed"), {
-    pod: "shop/web",
-    holds: { type: "snat", external_ip: "172.56.0.200" },
-    row: { type: "snat", external_ip: "172.56.0.200", logical_ip: "10.16.0.9" },
-  });
+  t.same(
+    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233", ...ip }, "centralized", "kube-ovn"),
+    {
+      pod: "shop/web",
+      holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" },
+      row: { type: "dnat_and_snat", external_ip: "172.56.0.233", logical_ip: "10.16.0.9" },
+    },
+  );
+  t.same(
+    natWantOf("shop", "web", { "ovn.kubernetes.io/snat": "172.56.0.200", ...ip }, "distributed", "kube-ovn"),
+    {
+      pod: "shop/web",
+      holds: { type: "snat", external_ip: "172.56.0.200" },
+      row: { type: "snat", external_ip: "172.56.0.200", logical_ip: "10.16.0.9" },
+    },
+  );
   t.same(
     natWantOf(
       "shop",
@@ -190,6 +197,7 @@ t.test("the NAT row a pod asks for", async (t) => {
         ...ip,
       },
       "distributed",
+      "kube-ovn",
     ),
     {
       pod: "shop/web",
@@ -205,17 +213,18 @@ t.test("the NAT row a pod asks for", async (t) => {
     "distributed: the pod's port and MAC",
   );
   t.same(
-    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "fd00:56::0:9", ...ip }, "centralized").row,
+    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "fd00:56::0:9", ...ip }, "centralized", "kube-ovn")
+      .row,
     { type: "dnat_and_snat", external_ip: "fd00:56::9", logical_ip: "fd00:10:16::9" },
     "the pod address of the EIP's family",
   );
   t.same(
-    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233" }, "centralized"),
+    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233" }, "centralized", "kube-ovn"),
     { pod: "shop/web", holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" } },
     "no IP yet: held, no row",
   );
   t.same(
-    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233", ...ip }, "distributed"),
+    natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "172.56.0.233", ...ip }, "distributed", "kube-ovn"),
     { pod: "shop/web", holds: { type: "dnat_and_snat", external_ip: "172.56.0.233" } },
     "distributed, no MAC yet: held, no row",
   );

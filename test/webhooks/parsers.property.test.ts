@@ -5,16 +5,17 @@
  */
 import fc from "fast-check";
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
-import { annotationField, ANNOTATION } from "../../webhooks/annotations.js";
-import type { KubeObject } from "../../webhooks/envelope.js";
-import { parseNetworks, parseNodeSelector, type Attachment } from "../../webhooks/attachments.js";
+import { ClusterState } from "../../cluster/state.js";
+import { annotationField, ANNOTATION, NAD_NODE_SELECTOR } from "../../domain/annotations.js";
+import type { KubeObject } from "../../domain/kube.js";
+import { parseNetworks, parseNodeSelector, type Attachment } from "../../domain/attachments.js";
 import { validateConfigMap } from "../../webhooks/configmaps.js";
-import { natWantOf, readGatewayConfig } from "../../webhooks/gateway.js";
-import { NAD_NODE_SELECTOR, validateNad } from "../../webhooks/nads.js";
+import { natWantOf } from "../../domain/nat.js";
+import { readGatewayConfig } from "../../domain/gateway-config.js";
+import { validateNad } from "../../webhooks/nads.js";
 import { mutateNode, validateNode } from "../../webhooks/nodes.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
-import { readNodeNetworks } from "../../webhooks/planes.js";
+import { readNodeNetworks } from "../../domain/planes.js";
 import type { Verdict } from "../../webhooks/verdict.js";
 import { admissionRequest, SEED_GATEWAY, settingsWith } from "../fixtures/index.js";
 
@@ -302,7 +303,7 @@ t.test(
         // The view indexes the same annotations; the NAT a stored pod asks for is read from them.
         gateway.apply("Pod", "ADDED", pod);
         gateway.apply("Pod", "DELETED", pod);
-        natWantOf("shop", "p", annotations, "distributed");
+        natWantOf("shop", "p", annotations, "distributed", "kube-ovn");
         return namesField(verdict, annotationField(k));
       }),
       RUNS,

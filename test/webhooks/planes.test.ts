@@ -1,12 +1,14 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
 import { admissionRequest, settingsWith } from "../fixtures/index.js";
-import { ClusterState } from "../../cluster/view.js";
-import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
+import { ClusterState } from "../../cluster/state.js";
+import type { AdmissionRequest } from "../../webhooks/envelope.js";
+import type { KubeObject } from "../../domain/kube.js";
 import { mutateNode, validateNode } from "../../webhooks/nodes.js";
 import { mutatePod, mutatePodBinding, validatePod } from "../../webhooks/pods.js";
-import { readNodeNetworks } from "../../webhooks/planes.js";
-import { subnetOfPod, validateSubnet } from "../../webhooks/subnets.js";
+import { readNodeNetworks } from "../../domain/planes.js";
+import { subnetOfPod } from "../../domain/subnets.js";
+import { validateSubnet } from "../../webhooks/subnets.js";
 
 const settings = settingsWith({ maxRateMbps: 10_000 });
 const NN = "ovn.kubernetes.io/node_networks";

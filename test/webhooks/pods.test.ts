@@ -1,6 +1,6 @@
 import jsonPatch from "fast-json-patch";
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/state.js";
 import { parseReview } from "../../webhooks/envelope.js";
 import { mutatePod, validatePod } from "../../webhooks/pods.js";
 import { podReview, podUpdate, settingsWith } from "../fixtures/index.js";

@@ -1,5 +1,5 @@
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
+import { ClusterState } from "../../cluster/state.js";
 import { applyPolicy, policyFor } from "../../webhooks/policy.js";
 import { allow, deny } from "../../webhooks/verdict.js";
 

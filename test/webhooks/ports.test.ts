@@ -1,7 +1,7 @@
 /** Pods' address claims and the Subnet rules that guard them, as pure decisions. */
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
-import type { KubeObject } from "../../webhooks/envelope.js";
+import { ClusterState } from "../../cluster/state.js";
+import type { KubeObject } from "../../domain/kube.js";
 import { mutatePod, mutatePodBinding, validatePod } from "../../webhooks/pods.js";
 import { validateSubnet } from "../../webhooks/subnets.js";
 import { admissionRequest, SEED_GATEWAY, settingsWith } from "../fixtures/index.js";

@@ -1,6 +1,7 @@
 import t from "tap";
-import { ClusterState } from "../../cluster/view.js";
-import type { AdmissionRequest, KubeObject } from "../../webhooks/envelope.js";
+import { ClusterState } from "../../cluster/state.js";
+import type { AdmissionRequest } from "../../webhooks/envelope.js";
+import type { KubeObject } from "../../domain/kube.js";
 import { validateSubnet, validateVpcNatGateway } from "../../webhooks/subnets.js";
 import { admissionRequest, settingsWith } from "../fixtures/index.js";
 

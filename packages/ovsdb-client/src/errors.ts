@@ -3,7 +3,7 @@
  * result (RFC 7047 §5.2, plus the names ovsdb-server adds) has its own class,
  * so callers branch with `instanceof` instead of comparing strings.
  */
-import type { Operation } from "./operations.js";
+import type { Operation } from "./protocol.js";
 
 export class OvsdbError extends Error {
   override name = "OvsdbError";

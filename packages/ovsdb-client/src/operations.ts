@@ -5,81 +5,45 @@
  */
 import { transactionError, SchemaError } from "./errors.js";
 import { columnOf, tableOf, type DatabaseSchema, type TableSchema } from "./schema.js";
-import { decodeRow, encodeValue, type Row, type Value } from "./values.js";
+import { decodeRow, encodeValue } from "./values.js";
+import type {
+  AbortOperation,
+  AssertOperation,
+  CommentOperation,
+  CommitOperation,
+  Condition,
+  ConditionFunction,
+  DeleteOperation,
+  InsertOperation,
+  Mutation,
+  MutateOperation,
+  Operation,
+  OperationResult,
+  Row,
+  SelectOperation,
+  UpdateOperation,
+  Value,
+  WaitOperation,
+} from "./protocol.js";
 
-export type ConditionFunction = "<" | "<=" | "==" | "!=" | ">=" | ">" | "includes" | "excludes";
-export type Condition = [column: string, fn: ConditionFunction, value: Value];
-export type Mutator = "+=" | "-=" | "*=" | "/=" | "%=" | "insert" | "delete";
-export type Mutation = [column: string, mutator: Mutator, value: Value];
-
-export interface InsertOperation {
-  op: "insert";
-  table: string;
-  row: Row;
-  uuidName?: string;
-  /** Ask the server to use this UUID (ovsdb-server extension, OVS 2.13+). */
-  uuid?: string;
-}
-export interface SelectOperation {
-  op: "select";
-  table: string;
-  where: Condition[];
-  columns?: string[];
-}
-export interface UpdateOperation {
-  op: "update";
-  table: string;
-  where: Condition[];
-  row: Row;
-}
-export interface MutateOperation {
-  op: "mutate";
-  table: string;
-  where: Condition[];
-  mutations: Mutation[];
-}
-export interface DeleteOperation {
-  op: "delete";
-  table: string;
-  where: Condition[];
-}
-export interface WaitOperation {
-  op: "wait";
-  table: string;
-  where: Condition[];
-  columns: string[];
-  until: "==" | "!=";
-  rows: Row[];
-  /** Milliseconds; 0 fails at once when the condition does not hold. Omitted waits forever. */
-  timeout?: number;
-}
-export interface CommitOperation {
-  op: "commit";
-  durable: boolean;
-}
-export interface AbortOperation {
-  op: "abort";
-}
-export interface CommentOperation {
-  op: "comment";
-  comment: string;
-}
-export interface AssertOperation {
-  op: "assert";
-  lock: string;
-}
-
-export type Operation =
-  | InsertOperation
-  | SelectOperation
-  | UpdateOperation
-  | MutateOperation
-  | DeleteOperation
-  | WaitOperation
-  | CommitOperation
-  | AbortOperation
-  | CommentOperation
-  | AssertOperation;
+export type {
+  AbortOperation,
+  AssertOperation,
+  CommentOperation,
+  CommitOperation,
+  Condition,
+  ConditionFunction,
+  DeleteOperation,
+  InsertOperation,
+  Mutation,
+  MutateOperation,
+  Mutator,
+  Operation,
+  OperationResult,
+  SelectOperation,
+  UpdateOperation,
+  WaitOperation,
+} from "./protocol.js";
 
 /** Builders for every operation type. */
 export const op = {
@@ -261,15 +225,6 @@ export function encodeOperation(schema: DatabaseSchema, operation: Operation): R
     case "assert":
       return { op: "assert", lock: operation.lock };
   }
-}
-
-export interface OperationResult {
-  /** The new row's UUID (insert). */
-  uuid?: string;
-  /** The selected rows, decoded (select). */
-  rows?: Row[];
-  /** How many rows matched (update, mutate, delete). */
-  count?: number;
 }
 
 interface WireResult {

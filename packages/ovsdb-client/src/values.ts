@@ -15,8 +15,32 @@
  */
 import { SchemaError } from "./errors.js";
 import type { BaseType, ColumnSchema, TableSchema } from "./schema.js";
+import type {
+  Atom,
+  NamedUuidRef,
+  Row,
+  Value,
+  WireAtom,
+  WireMap,
+  WireNamedUuid,
+  WireSet,
+  WireUuid,
+  WireValue,
+} from "./protocol.js";
 
-export class NamedUuid {
+export type {
+  Atom,
+  Row,
+  Value,
+  WireAtom,
+  WireMap,
+  WireNamedUuid,
+  WireSet,
+  WireUuid,
+  WireValue,
+} from "./protocol.js";
+
+export class NamedUuid implements NamedUuidRef {
   constructor(readonly name: string) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
       throw new SchemaError(`named-uuid ${JSON.stringify(name)} is not an <id> (letters, digits and _)`);
@@ -26,17 +50,6 @@ export class NamedUuid {
     return ["named-uuid", this.name];
   }
 }
-
-export type Atom = string | number | boolean | NamedUuid;
-export type Value = Atom | null | Atom[] | Record<string, Atom>;
-export type Row = Record<string, Value>;
-
-export type WireUuid = ["uuid", string];
-export type WireNamedUuid = ["named-uuid", string];
-export type WireAtom = string | number | boolean | WireUuid | WireNamedUuid;
-export type WireSet = ["set", WireAtom[]];
-export type WireMap = ["map", Array<[WireAtom, WireAtom]>];
-export type WireValue = WireAtom | WireSet | WireMap;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,0 +1,262 @@
+/**
+ * Programs the network from what the API server stored (ADR 0004): every
+ * change the view learns from its watches (a Node, a Pod, the gateway
+ * ConfigMap) is turned into the writes it asks for, on the replica that holds
+ * the Lease. Admission never writes anything but claims; a forged review,
+ * or one that a later webhook denies, is never stored and so changes nothing.
+ *
+ * Work for one object is done in the order its changes came; different
+ * objects go in parallel. A write that fails is logged and left to the
+ * reconciler's next pass, which programs everything from the view again.
+ */
+import type { Logger } from "pino";
+import { parseNodeNetworks, ENCAP_IP_ANNOTATION } from "../domain/planes.js";
+import type { ClusterView, StoredChange } from "../domain/view.js";
+import type { NodeFacts, PodFacts, SubnetFacts } from "../domain/facts.js";
+import { ANNOTATION } from "../domain/annotations.js";
+
+import { holdsAddresses, natWantOf, natWantOfStored } from "../domain/nat.js";
+import type { EncapHandler } from "./encap.js";
+import type { GatewayHandler } from "./gateway.js";
+import type { NatHandler } from "./nat.js";
+import type { PortHandler } from "./ports.js";
+import type { NodeSubnets } from "./node-subnets.js";
+import type { NetworkModel } from "../domain/settings.js";
+import { SubnetSwitches, switchPlanOf, type SubnetSwitchSettings } from "./switches.js";
+import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../domain/port-claims.js";
+
+export interface ProgrammerParts {
+  encap: EncapHandler;
+  gateway: GatewayHandler;
+  nat: NatHandler;
+  ports?: PortHandler;
+  switches?: SubnetSwitches;
+  switchSettings?: SubnetSwitchSettings;
+  /** Writes annotations to a stored pod (the Lease holder's API writes); with it, bound pods that no admission addressed are addressed. */
+  annotate?: (
+    pod: string,
+    annotations: Record<string, string>,
+    stillWanted: (now: Readonly<Record<string, string>>) => boolean,
+  ) => void;
+  /** `--default-subnet`: a pod's subnet when nothing else names one. */
+  defaultSubnet?: string;
+  networkModel?: NetworkModel;
+  /** ovn-kubernetes: node switches. */
+  nodeSubnets?: NodeSubnets;
+}
+
+const planesOf = (node: NodeFacts) => parseNodeNetworks(node.annotations[ANNOTATION.nodeNetworks]);
+const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export class Programmer {
+  private readonly queues = new Map<string, Promise<void>>();
+  private stopListening: (() => void) | undefined;
+
+  constructor(
+    private readonly view: ClusterView,
+    private readonly parts: ProgrammerParts,
+    /** Whether this replica programs now (the Lease holder). */
+    private readonly leading: () => boolean,
+    private readonly log: Logger,
+    /** Told the result of every write (for metrics). */
+    private readonly onResult: (what: string, ok: boolean) => void = () => undefined,
+  ) {}
+
+  private get model(): NetworkModel {
+    return this.parts.networkModel ?? "kube-ovn";
+  }
+
+  start(): void {
+    this.stopListening ??= this.view.onChange((change) => this.onStored(change));
+  }
+
+  stop(): void {
+    this.stopListening?.();
+    this.stopListening = undefined;
+  }
+
+  /** Resolves once the work queued so far is done (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.queues.size > 0) await Promise.allSettled([...this.queues.values()]);
+  }
+
+  private onStored(change: StoredChange): void {
+    // A replica that does not lead programs nothing; the leader's first pass covers what it missed.
+    if (!this.leading() || change.event === "RELISTED") return;
+    switch (change.kind) {
+      case "Node":
+        return this.onNode(change.event, change.facts, change.previous);
+      case "Pod":
+        return this.onPod(change.event, change.facts, change.previous);
+      case "ConfigMap":
+        this.enqueue("gateway", "gateway", () => this.parts.gateway.reconcile());
+        return;
+      case "Subnet":
+        return this.onSubnet(change.event, change.facts);
+      default:
+        return;
+    }
+  }
+
+  private onNode(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    node: NodeFacts,
+    previous: NodeFacts | undefined,
+  ): void {
+    this.onNodeSwitch(event, node);
+    if (event === "DELETED") {
+      this.enqueue(`node/${node.name}`, "encap", async () => this.parts.encap.forgetNode(node.name));
+      return;
+    }
+    const planes = planesOf(node);
+    const before = previous ? planesOf(previous) : {};
+    const changed = !previous || previous.internalIP !== node.internalIP || !sameJson(before, planes);
+    if (!changed || (Object.keys(planes).length === 0 && Object.keys(before).length === 0)) return;
+    this.enqueue(`node/${node.name}`, "encap", () =>
+      this.parts.encap.programNode({ node: node.name, internalIP: node.internalIP, planes }),
+    );
+  }
+
+  /** ovn-kubernetes: a stored node's switch gets its router port; a deleted node's goes once empty. */
+  private onNodeSwitch(event: "ADDED" | "MODIFIED" | "DELETED", node: NodeFacts): void {
+    const { switches, networkModel } = this.parts;
+    const subnet = node.annotations[ANNOTATION.hostSubnet];
+    if (!switches || networkModel !== "ovn-kubernetes" || !subnet) return;
+    const key = `node-switch/${node.name}`;
+    if (event === "DELETED") {
+      this.enqueue(key, "node-switch", () =>
+        switches.remove(node.name, switches.planOfNode(node.name, subnet)),
+      );
+      return;
+    }
+    this.enqueue(key, "node-switch", () =>
+      switches.program(SubnetSwitches.nodeSubnet(node, subnet), node.name),
+    );
+  }
+
+  private onSubnet(event: "ADDED" | "MODIFIED" | "DELETED", subnet: SubnetFacts): void {
+    const { switches, switchSettings } = this.parts;
+    if (!switches || !switchSettings) return;
+    const key = `subnet/${subnet.name}`;
+    if (event === "DELETED") {
+      this.enqueue(key, "subnet-switch", () =>
+        switches.remove(subnet.name, switchPlanOf(subnet, switchSettings)),
+      );
+      return;
+    }
+    this.enqueue(key, "subnet-switch", () => switches.program(subnet));
+  }
+
+  /** The pod's logical switch port follows its stored address annotations; it goes with the pod. */
+  private onPodPort(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    pod: PodFacts,
+    previous: PodFacts | undefined,
+  ): void {
+    const ports = this.parts.ports;
+    if (!ports) return;
+    const key = `pod/${pod.key}`;
+    const model = this.parts.networkModel ?? "kube-ovn";
+    const wanted = event !== "DELETED" && holdsAddresses(pod) ? storedPortOf(pod, model) : undefined;
+    const before = previous && holdsAddresses(previous) ? storedPortOf(previous, model) : undefined;
+    if (wanted) {
+      if (!before || !sameJson({ ...wanted, resourceVersion: "" }, { ...before, resourceVersion: "" }))
+        this.enqueue(key, "port", () => ports.program(wanted));
+    } else if (before || (event === "DELETED" && storedPortOf(pod, model))) {
+      this.enqueue(key, "port", () => ports.release(pod.key));
+    } else if (event !== "DELETED" && pod.nodeName && !previous?.nodeName && holdsAddresses(pod)) {
+      this.addressBoundPod(pod);
+    }
+  }
+
+  /**
+   * A pod the API server stored bound but without an address: its binding
+   * came before the view had the pod, or the webhook was down (pods/binding
+   * fails open). Its address is claimed from the stored object and written to
+   * it, as Kube-OVN's controller does; the annotated pod's port follows.
+   */
+  private addressBoundPod(pod: PodFacts): void {
+    const { ports, annotate } = this.parts;
+    if (!ports || !annotate || pod.annotations[ANNOTATION.allocated] === "true") return;
+    const decided = portClaimOf(
+      pod.namespace,
+      pod.name,
+      pod.uid,
+      pod.annotations,
+      this.view,
+      { defaultSubnet: this.parts.defaultSubnet ?? "", networkModel: this.parts.networkModel ?? "kube-ovn" },
+      pod.nodeName,
+    );
+    if (!decided) return;
+    if (!isIntent(decided)) {
+      this.log.warn(
+        { event: "pod-not-addressed", pod: pod.key, reason: decided.message },
+        "a bound pod cannot be given the address it asks for",
+      );
+      return;
+    }
+    this.enqueue(`pod/${pod.key}`, "port-claim", async () => {
+      const { annotations = {} } = await ports.claim(decided.spec as PortClaim);
+      annotate(pod.key, annotations, (now) => now[ANNOTATION.allocated] !== "true");
+      this.log.info(
+        { event: "bound-pod-addressed", pod: pod.key, uid: pod.uid, ip: annotations[ANNOTATION.ipAddress] },
+        "a bound pod no admission addressed was given its address",
+      );
+    });
+  }
+
+  private onPod(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    pod: PodFacts,
+    previous: PodFacts | undefined,
+  ): void {
+    this.onPodPort(event, pod, previous);
+    const key = `pod/${pod.key}`;
+    if (event === "DELETED") {
+      if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds)
+        this.enqueue(key, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
+      return;
+    }
+    const encapIp = pod.annotations[ENCAP_IP_ANNOTATION];
+    if (
+      encapIp &&
+      pod.nodeName &&
+      (previous?.annotations[ENCAP_IP_ANNOTATION] !== encapIp || previous?.nodeName !== pod.nodeName)
+    ) {
+      this.enqueue(key, "interface-encap", () =>
+        this.parts.encap.programInterface({
+          node: pod.nodeName,
+          ifaceId: `${pod.name}.${pod.namespace}`,
+          encapIp,
+        }),
+      );
+    }
+    const want = natWantOfStored(pod, this.view, this.model);
+    const before = previous ? natWantOfStored(previous, this.view, this.model) : { pod: pod.key };
+    if (!want.holds && !before.holds) return;
+    if (previous && sameJson(want, before) && previous.uid === pod.uid) return;
+    const stored = { uid: pod.uid, resourceVersion: pod.resourceVersion };
+    this.enqueue(key, "nat", () => this.parts.nat.program(want, stored).then(() => undefined));
+  }
+
+  /** Runs `work` after the work already queued for `key`; a failure is logged, the reconciler retries. */
+  private enqueue(key: string, what: string, work: () => Promise<unknown>): void {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const next = previous
+      .then(work)
+      .then(
+        () => this.onResult(what, true),
+        (err: Error) => {
+          this.onResult(what, false);
+          this.log.warn(
+            { event: "program-failed", object: key, what, error: err.message },
+            "could not program from the stored object; the reconciler retries",
+          );
+        },
+      )
+      .finally(() => {
+        if (this.queues.get(key) === next) this.queues.delete(key);
+      });
+    this.queues.set(key, next);
+  }
+}
