@@ -6,6 +6,8 @@
  * does not answer is retried until it does.
  */
 import type { Logger } from "pino";
+import { portNameOf } from "../domain/logical-ports.js";
+import type { NetworkModel } from "../domain/settings.js";
 import {
   OvsdbClient,
   indexBy,
@@ -153,6 +155,8 @@ export class EncapHandler {
     private readonly view: ClusterView,
     private readonly log: Logger,
     retryMs = 5_000,
+    /** Names a pod's interface (`iface-id`) as its logical switch port. */
+    private readonly model: NetworkModel = "kube-ovn",
   ) {
     this.retry = setInterval(() => void this.retryFailing(), retryMs);
     this.retry.unref();
@@ -201,7 +205,7 @@ export class EncapHandler {
     for (const pod of pods) {
       const want = {
         node: pod.nodeName,
-        ifaceId: `${pod.name}.${pod.namespace}`,
+        ifaceId: portNameOf(pod.namespace, pod.name, this.model),
         encapIp: pod.annotations[ENCAP_IP_ANNOTATION] as string,
       };
       await this.programInterface(want).catch((err: Error) => failed.push(`${pod.key}: ${err.message}`));

@@ -10,6 +10,7 @@
  * reconciler's next pass, which programs everything from the view again.
  */
 import type { Logger } from "pino";
+import { portNameOf } from "../domain/logical-ports.js";
 import { parseNodeNetworks, ENCAP_IP_ANNOTATION } from "../domain/planes.js";
 import type { ClusterView, StoredChange } from "../domain/view.js";
 import type { NodeFacts, PodFacts, SubnetFacts } from "../domain/facts.js";
@@ -226,7 +227,7 @@ export class Programmer {
       this.enqueue(key, "interface-encap", () =>
         this.parts.encap.programInterface({
           node: pod.nodeName,
-          ifaceId: `${pod.name}.${pod.namespace}`,
+          ifaceId: portNameOf(pod.namespace, pod.name, this.model),
           encapIp,
         }),
       );

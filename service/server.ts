@@ -230,7 +230,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     view,
     log,
   );
-  const encap = new EncapHandler(nodeDatabases, view, log);
+  const encap = new EncapHandler(nodeDatabases, view, log, undefined, config.networkModel);
   const gateway = new GatewayHandler(
     northbound,
     nodeDatabases,

@@ -13,6 +13,7 @@ import { GatewayHandler } from "../../ovn/gateway.js";
 import { CLAIMS_ROUTER, NatHandler } from "../../ovn/nat.js";
 import { Programmer } from "../../ovn/programmer.js";
 import type { KubeObject } from "../../domain/kube.js";
+import type { NetworkModel } from "../../domain/settings.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import {
   clusterRouterOn,
@@ -46,7 +47,7 @@ const podObject = (annotations: Record<string, string>, resourceVersion = "10"):
   status: { phase: "Running" },
 });
 
-async function setup(t: Test) {
+async function setup(t: Test, networkModel: NetworkModel = "kube-ovn") {
   const nb = await northboundFor(t);
   const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
   const northbound = await clusterRouterOn(t, nb.unixRemote);
@@ -56,7 +57,7 @@ async function setup(t: Test) {
     view,
     log,
   );
-  const encap = new EncapHandler(databases, view, log, 200);
+  const encap = new EncapHandler(databases, view, log, 200, networkModel);
   const gateway = new GatewayHandler(
     northbound,
     databases,
@@ -67,14 +68,14 @@ async function setup(t: Test) {
   const nat = new NatHandler(northbound, "ovn-cluster", log);
   await nat.ensureClaimsRouter();
   const leader = { leading: true };
-  const programmer = new Programmer(view, { encap, gateway, nat }, () => leader.leading, log);
+  const programmer = new Programmer(view, { encap, gateway, nat, networkModel }, () => leader.leading, log);
   programmer.start();
   t.teardown(() => {
     programmer.stop();
     encap.close();
     databases.close();
   });
-  return { nb, node, view, nat, programmer, leader };
+  return { nb, node, view, nat, encap, programmer, leader };
 }
 
 t.test(
@@ -185,5 +186,42 @@ t.test(
     });
     await programmer.idle();
     t.notMatch(await nbctl(nb, "show"), /\(external\)/, "deleted: the gateway's rows go");
+  },
+);
+
+t.test(
+  "ovn-kubernetes model: a plane pod's interface is found by its port name <namespace>_<pod>, by the programmer and by the resync",
+  async (t) => {
+    const { node, view, encap, programmer } = await setup(t, "ovn-kubernetes");
+    view.apply("Node", "ADDED", nodeObject({ storage: "10.10.10.10" }));
+    await vsctl(node, "add-br", "br-int");
+    for (const [iface, id] of [
+      ["veth1", "shop_web"],
+      ["veth2", "web.shop"],
+    ] as const)
+      await vsctl(
+        node,
+        "add-port",
+        "br-int",
+        iface,
+        "--",
+        "set",
+        "Interface",
+        iface,
+        `external_ids:iface-id=${id}`,
+      );
+    view.apply("Pod", "ADDED", podObject({ "ovn-admission.io/encap-ip": "10.10.10.10" }));
+    const encapIpOf = (iface: string) =>
+      vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip");
+    await waitFor("the interface's encap IP", async () => (await encapIpOf("veth1")) === '"10.10.10.10"');
+    await programmer.idle();
+    t.equal(await encapIpOf("veth2"), "", "the Kube-OVN spelling of the name is another pod's interface");
+    await vsctl(node, "remove", "Interface", "veth1", "external_ids", "encap-ip");
+    await waitFor("the resync", async () => {
+      await encap.resync();
+      return (await encapIpOf("veth1")) === '"10.10.10.10"';
+    });
+    t.pass("the resync finds it by the same name");
+    t.equal(await encapIpOf("veth2"), "");
   },
 );

@@ -212,6 +212,21 @@ t.test("the NAT row a pod asks for", async (t) => {
     },
     "distributed: the pod's port and MAC",
   );
+  t.equal(
+    natWantOf(
+      "shop",
+      "web",
+      {
+        "ovn.kubernetes.io/eip": "172.56.0.233",
+        "ovn.kubernetes.io/mac_address": "0a:58:0a:10:00:09",
+        ...ip,
+      },
+      "distributed",
+      "ovn-kubernetes",
+    ).row?.logical_port,
+    "shop_web",
+    "ovn-kubernetes model: the port is <namespace>_<pod>",
+  );
   t.same(
     natWantOf("shop", "web", { "ovn.kubernetes.io/eip": "fd00:56::0:9", ...ip }, "centralized", "kube-ovn")
       .row,
