@@ -18,7 +18,7 @@ import { pino } from "pino";
 import { namedUuid, op, OvsdbClient, type Operation } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { ClusterState } from "../cluster/state.js";
-import { PORT_IDS } from "../ovn/ports.js";
+import { PORT_IDS } from "../ovn/rows.js";
 import { macOfAddress, numberToAddress } from "../domain/addresses.js";
 import { loadConfig } from "../service/config.js";
 import { startService } from "../service/server.js";

@@ -17,7 +17,7 @@ import { OvsdbClient } from "ovsdb-client";
 import { apiStatusOf } from "../cluster/api-status.js";
 import { findCluster, startInformers } from "../cluster/informers.js";
 import { ClusterState } from "../cluster/state.js";
-import type { Kind } from "../domain/facts.js";
+import { isKind, KIND_RESOURCES, KINDS } from "../domain/kinds.js";
 import { IntentHandlers, type IntentHandler } from "../ovn/intent-runner.js";
 import { PortHandler } from "../ovn/ports.js";
 import { ConfigError, loadConfig, ruleSettings, type Config } from "../service/config.js";
@@ -37,23 +37,6 @@ export interface Located {
 export class ManifestError extends Error {
   override name = "ManifestError";
 }
-
-/** What the API calls each kind we judge or keep in the view. */
-const RESOURCES: Record<string, { group: string; version: string; resource: string; view?: Kind }> = {
-  Namespace: { group: "", version: "v1", resource: "namespaces", view: "Namespace" },
-  Node: { group: "", version: "v1", resource: "nodes", view: "Node" },
-  Pod: { group: "", version: "v1", resource: "pods", view: "Pod" },
-  ConfigMap: { group: "", version: "v1", resource: "configmaps", view: "ConfigMap" },
-  Subnet: { group: "kubeovn.io", version: "v1", resource: "subnets", view: "Subnet" },
-  Vpc: { group: "kubeovn.io", version: "v1", resource: "vpcs", view: "Vpc" },
-  VpcNatGateway: { group: "kubeovn.io", version: "v1", resource: "vpc-nat-gateways", view: "VpcNatGateway" },
-  NetworkAttachmentDefinition: {
-    group: "k8s.cni.cncf.io",
-    version: "v1",
-    resource: "network-attachment-definitions",
-    view: "NetworkAttachmentDefinition",
-  },
-};
 
 const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]);
 
@@ -198,7 +181,8 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
     const kind = String(given.kind);
     const judged = WORKLOADS.has(kind) ? podOfWorkload(given) : given;
     const label = nameOf(given);
-    const resource = judged ? RESOURCES[String(judged.kind)] : undefined;
+    const judgedKind = String(judged?.kind);
+    const resource = judged && isKind(judgedKind) ? KIND_RESOURCES[judgedKind] : undefined;
     if (!judged || !resource) {
       findings.push({
         file,
@@ -262,8 +246,8 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
     }
     findings.push({ file, line, object: label, verdict, ...(message ? { message } : {}), warnings, patch });
     // What the API server would store is what later objects see; a workload's template makes no pod now.
-    if (verdict === "allowed" && resource.view && !WORKLOADS.has(kind)) {
-      deps.view.apply(resource.view, old ? "MODIFIED" : "ADDED", stored);
+    if (verdict === "allowed" && isKind(kind)) {
+      deps.view.apply(kind, old ? "MODIFIED" : "ADDED", stored);
       applied.set(key, stored);
     }
   }
@@ -394,11 +378,10 @@ export async function runCheck(
     }
     if (values.state) {
       // The state directory is the cluster, as far as the rules go: a kind it has none of has none.
-      const kinds = new Set(Object.values(RESOURCES).flatMap((r) => (r.view ? [r.view] : [])));
-      for (const kind of kinds)
+      for (const kind of KINDS)
         view.replace(
           kind,
-          state.filter((o) => RESOURCES[String(o.object.kind)]?.view === kind).map((o) => o.object),
+          state.filter((o) => o.object.kind === kind).map((o) => o.object),
         );
     }
     const handlers: Record<string, IntentHandler> = { "port-claim": skipped, "node-subnet": skipped };

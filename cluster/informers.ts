@@ -7,22 +7,23 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Reflector, type ResourceSource } from "./reflector.js";
 import { ClusterState } from "./state.js";
+import { KIND_RESOURCES, KINDS, type Kind, type KindResource } from "../domain/kinds.js";
+
+/** The collection path of a kind: the one namespace of its only object, where it has one. */
+function sourceOf(kind: Kind): ResourceSource {
+  const r: KindResource = KIND_RESOURCES[kind];
+  const base = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
+  if (!r.only) return { kind, path: `${base}/${r.resource}` };
+  const [namespace, name] = r.only.split("/") as [string, string];
+  return {
+    kind,
+    path: `${base}/namespaces/${namespace}/${r.resource}`,
+    fieldSelector: `metadata.name=${name}`,
+  };
+}
 
 /** Every collection the view lists and watches. manifests/base/rbac.yaml grants exactly these (test/rbac.test.ts). */
-export const SOURCES: readonly ResourceSource[] = [
-  { kind: "Node", path: "/api/v1/nodes" },
-  { kind: "Namespace", path: "/api/v1/namespaces" },
-  { kind: "Pod", path: "/api/v1/pods" },
-  { kind: "Subnet", path: "/apis/kubeovn.io/v1/subnets" },
-  { kind: "Vpc", path: "/apis/kubeovn.io/v1/vpcs" },
-  { kind: "VpcNatGateway", path: "/apis/kubeovn.io/v1/vpc-nat-gateways" },
-  { kind: "NetworkAttachmentDefinition", path: "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions" },
-  {
-    kind: "ConfigMap",
-    path: "/api/v1/namespaces/kube-system/configmaps",
-    fieldSelector: "metadata.name=ovn-external-gw-config",
-  },
-];
+export const SOURCES: readonly ResourceSource[] = KINDS.map(sourceOf);
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 

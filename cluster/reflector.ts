@@ -11,7 +11,8 @@ import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { apiStatusOf } from "./api-status.js";
 import type { KubeObject } from "../domain/kube.js";
-import { trim, type FactsByKind, type Kind } from "../domain/facts.js";
+import { trim, type FactsByKind } from "../domain/facts.js";
+import type { Kind } from "../domain/kinds.js";
 
 export interface ReflectorTarget {
   replaceTrimmed<K extends Kind>(kind: K, facts: Array<FactsByKind[K]>): void;

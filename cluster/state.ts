@@ -7,22 +7,21 @@
  */
 import type { KubeObject } from "../domain/kube.js";
 import { ENCAP_IP_ANNOTATION, parseNodeNetworks } from "../domain/planes.js";
-import { ANNOTATION } from "../domain/annotations.js";
+import { ANNOTATION, GATEWAY_CONFIGMAP } from "../domain/annotations.js";
 import { parseNetworks, type Attachment } from "../domain/attachments.js";
 import { addressOf, canonicalIp, isIpAddress } from "../domain/addresses.js";
 import {
   trim,
   type ConfigMapFacts,
   type FactsByKind,
-  type Kind,
   type NadFacts,
   type NamespaceFacts,
   type NodeFacts,
   type PodFacts,
   type SubnetFacts,
 } from "../domain/facts.js";
+import type { Kind } from "../domain/kinds.js";
 
-import { GATEWAY_CONFIGMAP } from "../domain/gateway-config.js";
 import type { ClusterView, StoredChange } from "../domain/view.js";
 
 type IndexFn<T> = (facts: T) => string[];

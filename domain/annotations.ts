@@ -23,6 +23,9 @@ export const ANNOTATION = {
   networks: "k8s.v1.cni.cncf.io/networks",
 } as const;
 
+/** The external gateway ConfigMap (seed 003), "namespace/name". */
+export const GATEWAY_CONFIGMAP = "kube-system/ovn-external-gw-config";
+
 /** NetworkAttachmentDefinition annotation (seed 004): `key=value`; pods using the NAD go only to such nodes. */
 export const NAD_NODE_SELECTOR = "k8s.v1.cni.cncf.io/nodeSelector";
 

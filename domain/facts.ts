@@ -5,15 +5,7 @@
  */
 import type { KubeObject } from "./kube.js";
 
-export type Kind =
-  | "Node"
-  | "Namespace"
-  | "Pod"
-  | "Subnet"
-  | "Vpc"
-  | "VpcNatGateway"
-  | "NetworkAttachmentDefinition"
-  | "ConfigMap";
+import type { Kind } from "./kinds.js";
 
 export interface ObjectFacts {
   /** "namespace/name", or "name" for cluster-scoped objects. */

@@ -20,8 +20,6 @@ import type { ConfigMapFacts } from "./facts.js";
 import { didYouMean } from "./spelling.js";
 import { interfaceNameProblem } from "./attachments.js";
 
-/** The ConfigMap, "namespace/name". */
-export const GATEWAY_CONFIGMAP = "kube-system/ovn-external-gw-config";
 
 export const GATEWAY_KEY = {
   enabled: "enable-external-gw",

@@ -6,13 +6,13 @@
 import type {
   ConfigMapFacts,
   FactsByKind,
-  Kind,
   NadFacts,
   NamespaceFacts,
   NodeFacts,
   PodFacts,
   SubnetFacts,
 } from "./facts.js";
+import type { Kind } from "./kinds.js";
 
 export interface ClusterView {
   /** True once every source has been listed at least once. */

@@ -10,17 +10,17 @@
  * updates these rows in place; disabling or deleting it removes exactly them.
  */
 import type { Logger } from "pino";
+import { GATEWAY_CONFIG_KEY, NB, OWNER as OWNERS, OWNER_KEY } from "./rows.js";
 import { namedUuid, op, type Condition, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
-import { GATEWAY_CONFIGMAP, gatewayOf, type GatewayConfig } from "../domain/gateway-config.js";
+import { GATEWAY_CONFIGMAP } from "../domain/annotations.js";
+import { gatewayOf, type GatewayConfig } from "../domain/gateway-config.js";
 import type { ClusterView } from "../domain/view.js";
 
 import type { NodeDatabases } from "./encap.js";
 import { IntentRefused } from "../domain/intents.js";
 
-const NB = "OVN_Northbound";
-const OWNER_KEY = "ovn-admission.io/owner";
-const OWNER = "external-gateway";
-const OWNED = { [OWNER_KEY]: OWNER, "ovn-admission.io/config": GATEWAY_CONFIGMAP };
+const OWNER = OWNERS.gateway;
+const OWNED = { [OWNER_KEY]: OWNER, [GATEWAY_CONFIG_KEY]: GATEWAY_CONFIGMAP };
 
 export interface GatewaySettings {
   /** The cluster router (`ovn-cluster` in Kube-OVN). */

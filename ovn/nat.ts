@@ -16,6 +16,7 @@
  * write carry the pod in external_ids; no other NAT row is ever changed.
  */
 import type { Logger } from "pino";
+import { CLAIMS_ROUTER, createIfAbsent, NAT_IDS, NB, OWNER as OWNERS } from "./rows.js";
 import {
   ConnectionClosedError,
   RequestTimeoutError,
@@ -37,23 +38,7 @@ import { type Intent, IntentRefused } from "../domain/intents.js";
 import { ClaimDeferred, GroupCommit, transactGuarded } from "./group-commit.js";
 import type { IntentHandler } from "./intent-runner.js";
 
-const NB = "OVN_Northbound";
-
-/** The router that holds claims: disabled and without ports, so its NAT rows route nothing. */
-export const CLAIMS_ROUTER = "ovn-admission-claims";
-
-/** external_ids keys of our NAT rows. */
-export const NAT_IDS = {
-  owner: "ovn-admission.io/owner",
-  pod: "ovn-admission.io/pod",
-  /** The pod's uid: on a claim, the one the admission saw (empty when unknown); on a row, the stored pod's. */
-  uid: "ovn-admission.io/uid",
-  /** On a programmed row: the resourceVersion of the stored pod it was programmed from. */
-  resourceVersion: "ovn-admission.io/resource-version",
-  /** When the row was written or claimed (ms since the epoch). */
-  since: "ovn-admission.io/since",
-} as const;
-const OWNER = "nat";
+const OWNER = OWNERS.nat;
 
 const COLUMNS = [
   "_uuid",
@@ -179,22 +164,13 @@ export class NatHandler {
 
   /** Makes the claims router when it is missing; two replicas at once make one. */
   async ensureClaimsRouter(): Promise<void> {
-    const byName: [string, "==", string] = ["name", "==", CLAIMS_ROUTER];
-    const [found] = await this.northbound.transact(NB, [op.select("Logical_Router", [byName], ["_uuid"])]);
-    if (found?.rows?.length) return;
-    try {
-      await this.northbound.transact(NB, [
-        op.wait("Logical_Router", [byName], ["name"], "==", [], 0),
-        op.insert("Logical_Router", {
-          name: CLAIMS_ROUTER,
-          enabled: false,
-          external_ids: { [NAT_IDS.owner]: OWNER },
-        }),
-      ]);
+    const made = await createIfAbsent(this.northbound, "Logical_Router", {
+      name: CLAIMS_ROUTER,
+      enabled: false,
+      external_ids: { [NAT_IDS.owner]: OWNER },
+    });
+    if (made)
       this.log.info({ event: "claims-router-created", router: CLAIMS_ROUTER }, "claims router created");
-    } catch (err) {
-      if (!(err instanceof TimedOutError)) throw err; // another replica made it first
-    }
   }
 
   /** Our NAT rows, all or one pod's, each with the router it is on. */

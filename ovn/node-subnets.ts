@@ -15,9 +15,8 @@ import { firstHostOf, numberToAddress, prefixOf, rangeOf } from "../domain/addre
 import { ANNOTATION } from "../domain/annotations.js";
 import { type Intent, IntentRefused, type IntentResult } from "../domain/intents.js";
 import type { IntentHandler } from "./intent-runner.js";
-import { SUBNET_IDS, type SubnetSwitches } from "./switches.js";
-
-const NB = "OVN_Northbound";
+import type { SubnetSwitches } from "./switches.js";
+import { NB, SUBNET_IDS } from "./rows.js";
 
 export interface NodeSubnetSettings {
   clusterIpSubnet: string;

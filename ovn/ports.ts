@@ -19,6 +19,7 @@
  * `select` per admission. A restart rebuilds it from the Northbound.
  */
 import type { Logger } from "pino";
+import { CLAIMS_SWITCH, createIfAbsent, NB, OWNER as OWNERS, PORT_IDS } from "./rows.js";
 import {
   ConnectionClosedError,
   ConstraintViolationError,
@@ -28,6 +29,7 @@ import {
   op,
   TimedOutError,
   type Condition,
+  type NamedUuid,
   type DatabaseCache,
   type Operation,
   type OvsdbClient,
@@ -51,26 +53,15 @@ import { PodRowsChanged, type ClaimPart } from "./nat.js";
 import { type Intent, IntentRefused, type IntentResult } from "../domain/intents.js";
 import type { IntentHandler } from "./intent-runner.js";
 
-const NB = "OVN_Northbound";
 const LSP = "Logical_Switch_Port";
+const OWNER = OWNERS.port;
 
-/** The switch that holds claimed ports: nothing routes to it, and its ports are disabled. */
-export const CLAIMS_SWITCH = "ovn-admission-claims";
-
-export const PORT_IDS = {
-  owner: "ovn-admission.io/owner",
-  pod: "ovn-admission.io/pod",
-  uid: "ovn-admission.io/uid",
-  resourceVersion: "ovn-admission.io/resource-version",
-  since: "ovn-admission.io/since",
-  /** The subnet (logical switch) the addresses belong to, claimed or programmed. */
-  subnet: "ovn-admission.io/logical-switch",
-  /** "<subnet>|<address>" per family, and "<subnet>|<mac>": what the `wait`s look for. */
-  ipv4: "ovn-admission.io/address-ipv4",
-  ipv6: "ovn-admission.io/address-ipv6",
-  mac: "ovn-admission.io/mac",
-} as const;
-const OWNER = "pod-port";
+/** Takes a port off its switch (a port nobody references is garbage-collected with it). */
+const unlinkPort = (port: { on: string; uuid: string }): Operation =>
+  op.mutate("Logical_Switch", [["name", "==", port.on]], [["ports", "delete", [port.uuid]]]);
+/** Puts a port (its uuid, or the uuid-name it is inserted under) on a switch. */
+const linkPort = (on: string, port: string | NamedUuid): Operation =>
+  op.mutate("Logical_Switch", [["name", "==", on]], [["ports", "insert", [port]]]);
 
 /** A port of ours, as the cache holds it. */
 export interface OwnedPort {
@@ -159,19 +150,12 @@ export class PortHandler {
 
   /** The claims switch, and the monitor cache the free-address index reads. */
   async start(): Promise<void> {
-    const byName: [string, "==", string] = ["name", "==", CLAIMS_SWITCH];
-    const [found] = await this.northbound.transact(NB, [op.select("Logical_Switch", [byName], ["_uuid"])]);
-    if (!found?.rows?.length) {
-      try {
-        await this.northbound.transact(NB, [
-          op.wait("Logical_Switch", [byName], ["name"], "==", [], 0),
-          op.insert("Logical_Switch", { name: CLAIMS_SWITCH, external_ids: { [PORT_IDS.owner]: OWNER } }),
-        ]);
-        this.log.info({ event: "claims-switch-created", switch: CLAIMS_SWITCH }, "claims switch created");
-      } catch (err) {
-        if (!(err instanceof TimedOutError)) throw err; // another replica made it first
-      }
-    }
+    const made = await createIfAbsent(this.northbound, "Logical_Switch", {
+      name: CLAIMS_SWITCH,
+      external_ids: { [PORT_IDS.owner]: OWNER },
+    });
+    if (made)
+      this.log.info({ event: "claims-switch-created", switch: CLAIMS_SWITCH }, "claims switch created");
     await this.ports();
   }
 
@@ -478,7 +462,7 @@ export class PortHandler {
         },
         { uuidName: `port_${name}` },
       ),
-      op.mutate("Logical_Switch", [["name", "==", into]], [["ports", "insert", [namedUuid(`port_${name}`)]]]),
+      linkPort(into, namedUuid(`port_${name}`)),
       ...(with_?.writes(name) ?? []),
     ];
     // What a failed wait means, by its index among this claim's waits (its own, then its NAT part's).
@@ -531,8 +515,7 @@ export class PortHandler {
       (p) => p.on === CLAIMS_SWITCH && same(p) && (p.uid === "" || p.uid === stored.uid),
     );
     const others = placed.filter((p) => p !== live && p !== claimed);
-    const unlink = (ports: Array<OwnedPort & { on: string }>): Operation[] =>
-      ports.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]]));
+    const unlink = (ports: Array<OwnedPort & { on: string }>): Operation[] => ports.map(unlinkPort);
     if (live) {
       await this.northbound.transact(NB, unlink(others.filter((p) => p.on)));
       return "written";
@@ -557,8 +540,8 @@ export class PortHandler {
             ],
           ),
           op.update(LSP, [self], { enabled: true }),
-          op.mutate("Logical_Switch", [["name", "==", CLAIMS_SWITCH]], [["ports", "delete", [claimed.uuid]]]),
-          op.mutate("Logical_Switch", [["name", "==", stored.subnet]], [["ports", "insert", [claimed.uuid]]]),
+          unlinkPort({ on: CLAIMS_SWITCH, uuid: claimed.uuid }),
+          linkPort(stored.subnet, claimed.uuid),
         ]);
       } catch (err) {
         if (err instanceof TimedOutError && err.index === 0)
@@ -613,10 +596,7 @@ export class PortHandler {
     await this.ports();
     const placed = this.placedOf(pod).filter((p) => p.on);
     if (placed.length === 0) return "unchanged";
-    await this.northbound.transact(
-      NB,
-      placed.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]])),
-    );
+    await this.northbound.transact(NB, placed.map(unlinkPort));
     this.log.info({ event: "port-released", pod, ports: placed.length }, "logical switch ports released");
     return "released";
   }
@@ -646,10 +626,7 @@ export class PortHandler {
       return p.on === CLAIMS_SWITCH && !(p.uid === "" || p.uid === asked.uid);
     });
     if (gone.length) {
-      await this.northbound.transact(
-        NB,
-        gone.map((p) => op.mutate("Logical_Switch", [["name", "==", p.on]], [["ports", "delete", [p.uuid]]])),
-      );
+      await this.northbound.transact(NB, gone.map(unlinkPort));
       for (const p of gone) (p.on === CLAIMS_SWITCH ? result.claimsReleased : result.released).push(p.pod);
     }
     if (

@@ -9,6 +9,7 @@
  * deleted Subnet's rows go once no pod port is left on its switch.
  */
 import type { Logger } from "pino";
+import { NB, SUBNET_IDS } from "./rows.js";
 import { namedUuid, op, TimedOutError, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import type { SubnetFacts } from "../domain/facts.js";
 import {
@@ -22,18 +23,6 @@ import {
 import { DEFAULT_VPC } from "../domain/subnets.js";
 import { IntentRefused } from "../domain/intents.js";
 
-const NB = "OVN_Northbound";
-
-/** external_ids of our subnet switches (Kube-OVN Subnets, and ovn-kubernetes node switches). */
-export const SUBNET_IDS = {
-  owner: "ovn-admission.io/owner",
-  ownerValue: "subnet",
-  subnet: "ovn-admission.io/subnet",
-  /** ovn-kubernetes: the node whose switch it is. */
-  node: "ovn-admission.io/node",
-  uid: "ovn-admission.io/uid",
-  since: "ovn-admission.io/since",
-} as const;
 const OWNER_KEY = SUBNET_IDS.owner;
 const OWNER = SUBNET_IDS.ownerValue;
 const SUBNET_KEY = SUBNET_IDS.subnet;

@@ -12,7 +12,7 @@ import { createSecureContext, type Server as TlsServer } from "node:tls";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
-import { op, OvsdbClient } from "ovsdb-client";
+import { OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
 import { ClusterState } from "../cluster/state.js";
@@ -43,7 +43,7 @@ import {
 } from "../tls/certificates.js";
 import { createMetrics } from "./metrics.js";
 
-const NB = "OVN_Northbound";
+import { createIfAbsent, NB, OWNER, OWNER_KEY } from "../ovn/rows.js";
 
 export interface Service {
   url: string;
@@ -74,15 +74,12 @@ export interface ServiceParts {
  * makes the cluster router; make it here so that the gateway and NAT work.
  */
 async function ensureDevRouter(northbound: OvsdbClient, router: string, log: Logger): Promise<void> {
-  const [found] = await northbound.transact(NB, [
-    op.select("Logical_Router", [["name", "==", router]], ["_uuid"]),
-  ]);
-  if (found?.rows?.length) return;
-  await northbound.transact(NB, [
-    op.wait("Logical_Router", [["name", "==", router]], ["name"], "==", [], 0),
-    op.insert("Logical_Router", { name: router, external_ids: { "ovn-admission.io/owner": "development" } }),
-  ]);
-  log.info({ event: "dev-router-created", router }, "created the cluster router in the local Northbound");
+  const made = await createIfAbsent(northbound, "Logical_Router", {
+    name: router,
+    external_ids: { [OWNER_KEY]: OWNER.development },
+  });
+  if (made)
+    log.info({ event: "dev-router-created", router }, "created the cluster router in the local Northbound");
 }
 
 export class StartupError extends Error {

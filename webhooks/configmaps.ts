@@ -4,7 +4,8 @@
  * by key here; OVN Northbound is programmed from the ConfigMap as stored
  * (ovn/programmer.ts), never from the request.
  */
-import { GATEWAY_CONFIGMAP, GATEWAY_KEY, readGatewayConfig } from "../domain/gateway-config.js";
+import { GATEWAY_CONFIGMAP } from "../domain/annotations.js";
+import { GATEWAY_KEY, readGatewayConfig } from "../domain/gateway-config.js";
 import type { ClusterView } from "../domain/view.js";
 import type { AdmissionRequest } from "./envelope.js";
 

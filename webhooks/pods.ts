@@ -6,6 +6,14 @@
 import type { V1Affinity, V1NodeSelectorTerm } from "@kubernetes/client-node";
 import {
   GATEWAY_CONFIGMAP,
+  ANNOTATION,
+  annotationField,
+  annotationsOf,
+  NAD_NODE_SELECTOR,
+  DEFAULT_NETWORKS_ANNOTATION,
+  SHARED_ATTACHMENTS_LABEL,
+} from "../domain/annotations.js";
+import {
   externalAddressProblem,
   GATEWAY_KEY,
   gatewayOf,
@@ -14,14 +22,7 @@ import {
 import type { ClusterView } from "../domain/view.js";
 import type { PodFacts } from "../domain/facts.js";
 import { holdsAddresses, natWantOf, type NatClaim } from "../domain/nat.js";
-import {
-  ANNOTATION,
-  annotationField,
-  annotationsOf,
-  NAD_NODE_SELECTOR,
-  DEFAULT_NETWORKS_ANNOTATION,
-  SHARED_ATTACHMENTS_LABEL,
-} from "../domain/annotations.js";
+
 import type { AdmissionRequest } from "./envelope.js";
 import type { KubeObject } from "../domain/kube.js";
 import { ENCAP_IP_ANNOTATION, planeLabel } from "../domain/planes.js";

@@ -5,7 +5,8 @@ import { pino } from "pino";
 import t, { type Test } from "tap";
 import { op, OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../domain/intents.js";
-import { CLAIMS_ROUTER, NatHandler } from "../../ovn/nat.js";
+import { NatHandler } from "../../ovn/nat.js";
+import { CLAIMS_ROUTER } from "../../ovn/rows.js";
 import type { NatClaim, NatRow, NatWant } from "../../domain/nat.js";
 import { clusterRouterOn, northboundFor, type OvsdbServer } from "../harness/index.js";
 

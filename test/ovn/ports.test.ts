@@ -6,7 +6,8 @@ import t, { type Test } from "tap";
 import { OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../domain/intents.js";
 import { NatHandler } from "../../ovn/nat.js";
-import { CLAIMS_SWITCH, PortHandler } from "../../ovn/ports.js";
+import { PortHandler } from "../../ovn/ports.js";
+import { CLAIMS_SWITCH } from "../../ovn/rows.js";
 import type { PortClaim } from "../../domain/port-claims.js";
 import { northboundFor, type OvsdbServer } from "../harness/index.js";
 

@@ -7,15 +7,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { DatabaseSchema, TableSchema } from "./schema.js";
-import {
-  decodeAtom,
-  decodeValue,
-  defaultValue,
-  wireSetElements,
-  type Atom,
-  type Row,
-  type Value,
-} from "./values.js";
+import { decodeAtom, decodeValue, defaultValue, wireSetElements } from "./values.js";
+import type { Atom, Row, Value } from "./protocol.js";
 
 /** Computes the keys a row is filed under in an index (none, one or many). */
 export type IndexKey = ((row: Row) => string | string[] | undefined) & {

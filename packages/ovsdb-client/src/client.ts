@@ -6,18 +6,11 @@
 import { EventEmitter } from "node:events";
 import { AlreadyTakenError, ConnectionClosedError, OvsdbError, RpcError, TimedOutError } from "./errors.js";
 import { DatabaseCache, type CacheSpec, type TableUpdates2 } from "./cache.js";
-import {
-  checkResults,
-  encodeOperation,
-  op,
-  type Condition,
-  type Operation,
-  type OperationResult,
-  type WaitOperation,
-} from "./operations.js";
+import { checkResults, encodeOperation, op } from "./operations.js";
+import type { Condition, Operation, OperationResult, Value, WaitOperation } from "./protocol.js";
 import { openSocket, parseRemotes, RemoteSyntaxError, type Remote, type SslFiles } from "./remote.js";
 import { parseSchema, tableOf, type DatabaseSchema } from "./schema.js";
-import { encodeValue, type Value } from "./values.js";
+import { encodeValue } from "./values.js";
 import { RpcConnection, type RequestOptions } from "./wire/jsonrpc.js";
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";

@@ -27,7 +27,7 @@ export type {
   AbortOperation,
   CommentOperation,
   AssertOperation,
-} from "./operations.js";
+} from "./protocol.js";
 export { parseSchema, tableOf, columnOf } from "./schema.js";
 export type {
   DatabaseSchema,
@@ -48,7 +48,7 @@ export type {
   WireMap,
   WireUuid,
   WireNamedUuid,
-} from "./values.js";
+} from "./protocol.js";
 export { parseRemotes, openSocket, RemoteSyntaxError } from "./remote.js";
 export type { Remote, SslFiles } from "./remote.js";
 export { JsonStreamDecoder } from "./wire/framing.js";

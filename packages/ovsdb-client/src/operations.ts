@@ -26,25 +26,6 @@ import type {
   WaitOperation,
 } from "./protocol.js";
 
-export type {
-  AbortOperation,
-  AssertOperation,
-  CommentOperation,
-  CommitOperation,
-  Condition,
-  ConditionFunction,
-  DeleteOperation,
-  InsertOperation,
-  Mutation,
-  MutateOperation,
-  Mutator,
-  Operation,
-  OperationResult,
-  SelectOperation,
-  UpdateOperation,
-  WaitOperation,
-} from "./protocol.js";
-
 /** Builders for every operation type. */
 export const op = {
   insert(table: string, row: Row, options: { uuidName?: string; uuid?: string } = {}): InsertOperation {
