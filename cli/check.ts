@@ -40,12 +40,13 @@ export class ManifestError extends Error {
 
 const WORKLOADS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"]);
 
-/** kubectl apply's order: namespaces, definitions and network objects, nodes, config, then pods and workloads. */
+/** kubectl apply's order: namespaces, definitions, nodes, network objects, config, then pods and workloads. */
 function rank(kind: string): number {
   if (kind === "Namespace") return 0;
   if (kind === "CustomResourceDefinition") return 1;
-  if (["Vpc", "Subnet", "VpcNatGateway", "NetworkAttachmentDefinition"].includes(kind)) return 2;
-  if (kind === "Node") return 3;
+  // Nodes before the network objects: a Subnet's nodeNetwork names a plane a Node of the same files declares.
+  if (kind === "Node") return 2;
+  if (["Vpc", "Subnet", "VpcNatGateway", "NetworkAttachmentDefinition"].includes(kind)) return 3;
   if (kind === "ConfigMap") return 4;
   if (kind === "Pod" || WORKLOADS.has(kind)) return 6;
   return 5;
@@ -140,6 +141,8 @@ export interface Finding {
   object: string;
   verdict: "allowed" | "denied" | "skipped";
   message?: string;
+  /** For a denial: every violation, each printed on its own line. */
+  violations?: string[];
   warnings: string[];
   patch: Operation[];
 }
@@ -225,10 +228,12 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
       : [];
     let verdict: Finding["verdict"] = "allowed";
     let message: string | undefined;
+    let violations: string[] | undefined;
     let stored = object;
     if (!mutated.response.allowed) {
       verdict = "denied";
       message = mutated.response.status?.message;
+      violations = mutated.violations;
     } else {
       stored = patch.length
         ? (jsonPatch.applyPatch(structuredClone(object), patch, false, false).newDocument as KubeObject)
@@ -242,9 +247,19 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
       if (!validated.response.allowed) {
         verdict = "denied";
         message = validated.response.status?.message;
+        violations = validated.violations;
       }
     }
-    findings.push({ file, line, object: label, verdict, ...(message ? { message } : {}), warnings, patch });
+    findings.push({
+      file,
+      line,
+      object: label,
+      verdict,
+      ...(message ? { message } : {}),
+      ...(violations ? { violations } : {}),
+      warnings,
+      patch,
+    });
     // What the API server would store is what later objects see; a workload's template makes no pod now.
     if (verdict === "allowed" && isKind(kind)) {
       deps.view.apply(kind, old ? "MODIFIED" : "ADDED", stored);
@@ -258,7 +273,9 @@ export function formatText(findings: readonly Finding[], showPatches: boolean): 
   const lines: string[] = [];
   for (const f of findings) {
     const at = `${f.file}:${f.line} ${f.object}`;
-    if (f.verdict === "denied") lines.push(`${at}: denied: ${f.message ?? "denied"}`);
+    if (f.verdict === "denied")
+      for (const violation of f.violations ?? [f.message ?? "denied"])
+        lines.push(`${at}: denied: ${violation}`);
     for (const w of f.warnings) lines.push(`${at}: warning: ${w}`);
     if (showPatches && f.patch.length) lines.push(`${at}: patch: ${JSON.stringify(f.patch)}`);
   }

@@ -36,6 +36,8 @@ export interface Admission {
   policy: PolicyMode;
   /** Set when the failure mode answered: what failed. */
   failure?: string;
+  /** For a denial by the rule: each violation's message, the first one first (the response's message joins them). */
+  violations?: string[];
 }
 
 function toResponse(uid: string, verdict: Verdict, webhook: Webhook): AdmissionResponse {
@@ -84,8 +86,13 @@ export function admit(
 
   const intents = request.dryRun ? verdict.intents.filter((i) => i.preview) : verdict.intents;
   const decision = { outcome, rule: route.name, policy: policy.mode };
-  if (!verdict.allowed || intents.length === 0)
-    return { response: toResponse(request.uid, verdict, webhook), ...decision };
+  if (!verdict.allowed)
+    return {
+      response: toResponse(request.uid, verdict, webhook),
+      ...decision,
+      violations: verdict.violations?.map((v) => v.message) ?? [verdict.message ?? "denied"],
+    };
+  if (intents.length === 0) return { response: toResponse(request.uid, verdict, webhook), ...decision };
   return carryOut(webhook, request, verdict, intents, decision, deps, startedAt);
 }
 

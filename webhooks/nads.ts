@@ -9,7 +9,8 @@ import { annotationField, annotationsOf, NAD_NODE_SELECTOR } from "../domain/ann
 import { interfaceNameProblem, parseNodeSelector } from "../domain/attachments.js";
 import type { AdmissionRequest } from "./envelope.js";
 import type { RuleSettings } from "../domain/settings.js";
-import { allow, deny, reject, type Verdict } from "./verdict.js";
+import { allow, refuse, type Verdict } from "./verdict.js";
+import { forbidden, malformed, type Violation } from "../domain/violations.js";
 
 const MODES: Record<string, readonly string[]> = {
   ipvlan: ["l2", "l3", "l3s"],
@@ -131,75 +132,49 @@ export function validateNad(request: AdmissionRequest, view: ClusterView, settin
   const nad = request.object;
   const name = nad?.metadata?.name ?? request.name;
   const namespace = nad?.metadata?.namespace ?? request.namespace;
+  const violations: Violation[] = [];
   const selector = annotationsOf(nad)[NAD_NODE_SELECTOR];
   if (selector !== undefined) {
     const parsed = parseNodeSelector(selector);
-    if (!parsed.ok) return reject(`${annotationField(NAD_NODE_SELECTOR)}: ${parsed.error}`);
+    if (!parsed.ok) violations.push(malformed(`${annotationField(NAD_NODE_SELECTOR)}: ${parsed.error}`));
   }
   const text = (nad?.spec as { config?: unknown } | undefined)?.config;
-  if (text === undefined || text === "") return allow(); // a NAD without config names a CNI config file on the node
+  // A NAD without config names a CNI config file on the node.
+  if (text !== undefined && text !== "")
+    violations.push(...configViolations(text, name, namespace, view, settings));
+  return violations.length > 0 ? refuse(violations) : allow();
+}
+
+/** Every plugin's problems, then an overlap with another whereabouts pool on the same master. */
+function configViolations(
+  text: unknown,
+  name: string,
+  namespace: string,
+  view: ClusterView,
+  settings: RuleSettings,
+): Violation[] {
   if (typeof text !== "string")
-    return reject(`spec.config: expected a JSON string, found ${JSON.stringify(text)}`);
+    return [malformed(`spec.config: expected a JSON string, found ${JSON.stringify(text)}`)];
   let config: unknown;
   try {
     config = JSON.parse(text);
   } catch (err) {
-    return reject(`spec.config: expected JSON, but it does not parse: ${(err as Error).message}`);
+    return [malformed(`spec.config: expected JSON, but it does not parse: ${(err as Error).message}`)];
   }
   if (typeof config !== "object" || config === null || Array.isArray(config))
-    return reject('spec.config: expected a JSON object (one plugin, or a "plugins" chain)');
+    return [malformed('spec.config: expected a JSON object (one plugin, or a "plugins" chain)')];
   const plugins = pluginsOf(config as Record<string, unknown>);
-  if (plugins.length === 0) return reject("spec.config.plugins: expected at least one plugin");
-  for (const [n, plugin] of plugins.entries()) {
-    const where = Array.isArray((config as { plugins?: unknown }).plugins)
-      ? `spec.config.plugins[${n}]`
-      : "spec.config";
-    if (typeof plugin?.type !== "string")
-      return reject(`${where}.type: expected a plugin name, found ${JSON.stringify(plugin?.type)}`);
-    if (!settings.cniPlugins.includes(plugin.type)) {
-      return deny(
-        `${where}.type: plugin ${JSON.stringify(plugin.type)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
-      );
-    }
-    const ipamType = (plugin.ipam as { type?: unknown } | undefined)?.type;
-    if (ipamType !== undefined && (typeof ipamType !== "string" || !settings.cniPlugins.includes(ipamType))) {
-      return deny(
-        `${where}.ipam.type: IPAM plugin ${JSON.stringify(ipamType)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
-      );
-    }
-    if (plugin.type === "kube-ovn") {
-      const expected = `${name}.${namespace}.ovn`;
-      if (
-        typeof plugin.provider !== "string" ||
-        (plugin.provider !== expected && !plugin.provider.startsWith(`${expected}.`))
-      ) {
-        return reject(
-          `${where}.provider: expected ${JSON.stringify(expected)} (<nad-name>.<nad-namespace>.ovn), found ${JSON.stringify(plugin.provider)}`,
-        );
-      }
-      if (typeof plugin.server_socket !== "string" || !plugin.server_socket.startsWith("/")) {
-        return reject(
-          `${where}.server_socket: expected an absolute path (e.g. "/run/openvswitch/kube-ovn-daemon.sock"), found ${JSON.stringify(plugin.server_socket)}`,
-        );
-      }
-    }
-    const modes = MODES[plugin.type];
-    if (modes) {
-      if (typeof plugin.master !== "string")
-        return reject(
-          `${where}.master: ${plugin.type} needs the node interface to attach to, found ${JSON.stringify(plugin.master)}`,
-        );
-      const problem = interfaceNameProblem(plugin.master);
-      if (problem) return reject(`${where}.master: ${problem}`);
-      if (plugin.mode !== undefined && (typeof plugin.mode !== "string" || !modes.includes(plugin.mode))) {
-        return reject(
-          `${where}.mode: ${plugin.type} modes are ${modes.join(", ")}, found ${JSON.stringify(plugin.mode)}`,
-        );
-      }
-    }
-    const ipam = checkIpam(plugin.ipam, where);
-    if (ipam) return reject(ipam);
-  }
+  if (plugins.length === 0) return [malformed("spec.config.plugins: expected at least one plugin")];
+  const chained = Array.isArray((config as { plugins?: unknown }).plugins);
+  const violations = plugins.flatMap((plugin, n) =>
+    pluginViolations(
+      plugin,
+      chained ? `spec.config.plugins[${n}]` : "spec.config",
+      name,
+      namespace,
+      settings,
+    ),
+  );
   // Two whereabouts pools on one master would hand out the same addresses.
   const mine = whereaboutsRange(text);
   if (mine) {
@@ -207,11 +182,81 @@ export function validateNad(request: AdmissionRequest, view: ClusterView, settin
       if (other.namespace === namespace && other.name === name) continue;
       const theirs = whereaboutsRange(other.config);
       if (theirs && theirs.master === mine.master && cidrsOverlap(theirs.range, mine.range)) {
-        return deny(
-          `spec.config.ipam.range: ${mine.range} on master ${mine.master} overlaps ${theirs.range} of NetworkAttachmentDefinition ${other.key} on the same master`,
+        violations.push(
+          forbidden(
+            `spec.config.ipam.range: ${mine.range} on master ${mine.master} overlaps ${theirs.range} of NetworkAttachmentDefinition ${other.key} on the same master`,
+          ),
         );
       }
     }
   }
-  return allow();
+  return violations;
+}
+
+function pluginViolations(
+  plugin: Plugin,
+  where: string,
+  name: string,
+  namespace: string,
+  settings: RuleSettings,
+): Violation[] {
+  if (typeof plugin?.type !== "string")
+    return [malformed(`${where}.type: expected a plugin name, found ${JSON.stringify(plugin?.type)}`)];
+  const violations: Violation[] = [];
+  if (!settings.cniPlugins.includes(plugin.type)) {
+    violations.push(
+      forbidden(
+        `${where}.type: plugin ${JSON.stringify(plugin.type)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
+      ),
+    );
+  }
+  const ipamType = (plugin.ipam as { type?: unknown } | undefined)?.type;
+  if (ipamType !== undefined && (typeof ipamType !== "string" || !settings.cniPlugins.includes(ipamType))) {
+    violations.push(
+      forbidden(
+        `${where}.ipam.type: IPAM plugin ${JSON.stringify(ipamType)} is not allowed here; allowed: ${settings.cniPlugins.join(", ")}`,
+      ),
+    );
+  }
+  if (plugin.type === "kube-ovn") {
+    const expected = `${name}.${namespace}.ovn`;
+    if (
+      typeof plugin.provider !== "string" ||
+      (plugin.provider !== expected && !plugin.provider.startsWith(`${expected}.`))
+    ) {
+      violations.push(
+        malformed(
+          `${where}.provider: expected ${JSON.stringify(expected)} (<nad-name>.<nad-namespace>.ovn), found ${JSON.stringify(plugin.provider)}`,
+        ),
+      );
+    }
+    if (typeof plugin.server_socket !== "string" || !plugin.server_socket.startsWith("/")) {
+      violations.push(
+        malformed(
+          `${where}.server_socket: expected an absolute path (e.g. "/run/openvswitch/kube-ovn-daemon.sock"), found ${JSON.stringify(plugin.server_socket)}`,
+        ),
+      );
+    }
+  }
+  const modes = MODES[plugin.type];
+  if (modes) {
+    const problem = typeof plugin.master === "string" ? interfaceNameProblem(plugin.master) : undefined;
+    if (typeof plugin.master !== "string")
+      violations.push(
+        malformed(
+          `${where}.master: ${plugin.type} needs the node interface to attach to, found ${JSON.stringify(plugin.master)}`,
+        ),
+      );
+    else if (problem) violations.push(malformed(`${where}.master: ${problem}`));
+    if (plugin.mode !== undefined && (typeof plugin.mode !== "string" || !modes.includes(plugin.mode))) {
+      violations.push(
+        malformed(
+          `${where}.mode: ${plugin.type} modes are ${modes.join(", ")}, found ${JSON.stringify(plugin.mode)}`,
+        ),
+      );
+    }
+  }
+  const ipam = checkIpam(plugin.ipam, where);
+  if (ipam) violations.push(malformed(ipam));
+  return violations;
 }

@@ -14,7 +14,8 @@ import { buildPatch, editable } from "./patch.js";
 import { PLANE_LABEL_PREFIX, planeLabel, readNodeNetworks } from "../domain/planes.js";
 import type { RuleSettings } from "../domain/settings.js";
 import { subnetOfPod } from "../domain/subnets.js";
-import { allow, deny, reject, type Verdict } from "./verdict.js";
+import { allow, refuse, type Verdict } from "./verdict.js";
+import { forbidden, malformed, type Violation } from "../domain/violations.js";
 import type { Intent } from "../domain/intents.js";
 
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
@@ -64,49 +65,56 @@ function named(keys: string[], most = 5): string {
 export function validateNode(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const name = nodeName(request);
   const annotations = annotationsOf(request.object);
+  const violations: Violation[] = [];
   // The view's copy too: kube-apiserver 1.20.2 sends a validating webhook a Node oldObject equal to the new one.
   const hostSubnetBefore = [
     annotationsOf(request.oldObject)[ANNOTATION.hostSubnet],
     view.node(name)?.annotations[ANNOTATION.hostSubnet],
   ].find((before) => before && before !== annotations[ANNOTATION.hostSubnet]);
   if (hostSubnetBefore) {
-    return deny(
-      `${annotationField(ANNOTATION.hostSubnet)}: node ${name}'s subnet is allocated and never changes (was ${hostSubnetBefore}, found ${JSON.stringify(annotations[ANNOTATION.hostSubnet] ?? null)}); its pods' addresses are in it`,
+    violations.push(
+      forbidden(
+        `${annotationField(ANNOTATION.hostSubnet)}: node ${name}'s subnet is allocated and never changes (was ${hostSubnetBefore}, found ${JSON.stringify(annotations[ANNOTATION.hostSubnet] ?? null)}); its pods' addresses are in it`,
+      ),
     );
   }
   const networks = readNodeNetworks(annotations[ANNOTATION.nodeNetworks]);
   const field = annotationField(ANNOTATION.nodeNetworks);
-  if (networks.problems.length > 0) return reject(`${field}: ${networks.problems.join("; ")}`);
+  if (networks.problems.length > 0) violations.push(malformed(`${field}: ${networks.problems.join("; ")}`));
   for (const [plane, ip] of Object.entries(networks.planes)) {
     const holders = view.nodesWithEncapIp(ip).filter((n) => n !== name);
     if (holders.length > 0) {
-      return deny(
-        `${field}: plane ${plane}: encap IP ${ip} is already used by node ${holders.sort().join(", ")}`,
+      violations.push(
+        forbidden(
+          `${field}: plane ${plane}: encap IP ${ip} is already used by node ${holders.sort().join(", ")}`,
+        ),
       );
     }
   }
   const tunnel = annotations[ANNOTATION.tunnelInterface];
-  if (tunnel !== undefined) {
-    const problem = checkTunnelInterfaces(tunnel);
-    if (problem) return reject(problem);
-  }
+  const tunnelProblem = tunnel === undefined ? undefined : checkTunnelInterfaces(tunnel);
+  if (tunnelProblem) violations.push(malformed(tunnelProblem));
   // The planes the node had: its oldObject, and the view's copy. kube-apiserver 1.20.2 was seen to send
   // a validating webhook a Node oldObject equal to the new object (the mutating webhook got the stored one).
   const previous = {
     ...view.planesOf(name),
     ...readNodeNetworks(annotationsOf(request.oldObject)[ANNOTATION.nodeNetworks]).planes,
   };
-  if (request.operation === "UPDATE") {
+  // A plane is only taken away by an annotation that parses: a malformed one is reported above.
+  if (request.operation === "UPDATE" && networks.problems.length === 0) {
     for (const plane of Object.keys(previous)) {
       if (plane in networks.planes) continue;
       const users = podsUsingPlane(name, plane, view, settings);
       if (users.length > 0) {
-        return deny(
-          `${field}: plane ${plane} cannot be removed from node ${name}: running pods use it: ${named(users)}`,
+        violations.push(
+          forbidden(
+            `${field}: plane ${plane} cannot be removed from node ${name}: running pods use it: ${named(users)}`,
+          ),
         );
       }
     }
   }
+  if (violations.length > 0) return refuse(violations);
   // Nothing is programmed from the request: the node's Open_vSwitch follows the Node the API server
   // stores (ovn/programmer.ts), so a review no API server sent, or one a later webhook denies, changes nothing.
   return allow();

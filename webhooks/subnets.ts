@@ -5,15 +5,22 @@ import { isPlaneName } from "../domain/planes.js";
 import { cidrContains, cidrsOverlap, isCidr, isIpAddress } from "../domain/addresses.js";
 import type { RuleSettings } from "../domain/settings.js";
 import { didYouMean } from "../domain/spelling.js";
-import { allow, deny, reject, type Verdict } from "./verdict.js";
+import { allow, deny, refuse, reject, type Verdict } from "./verdict.js";
+import { forbidden, malformed, type Violation } from "../domain/violations.js";
 
 import { DEFAULT_VPC } from "../domain/subnets.js";
 
+/** What a group of checks found: violations, and warnings for what is allowed but worth saying. */
+interface Checked {
+  violations: Violation[];
+  warnings: string[];
+}
+
 /** provider, vpc and CIDR: the attachment a provider names exists, the VPC exists, no overlap inside one VPC. */
-function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict | undefined {
+function checkPlacement(request: AdmissionRequest, view: ClusterView): Checked {
   const spec = (request.object?.spec ?? {}) as { provider?: unknown; vpc?: unknown; cidrBlock?: unknown };
   const name = request.object?.metadata?.name ?? request.name;
-  const warnings: string[] = [];
+  const found: Checked = { violations: [], warnings: [] };
   if (
     typeof spec.provider === "string" &&
     spec.provider !== "" &&
@@ -21,29 +28,34 @@ function checkPlacement(request: AdmissionRequest, view: ClusterView): Verdict |
     view.knows("NetworkAttachmentDefinition")
   ) {
     if (view.nadsWithProvider(spec.provider).length === 0) {
-      warnings.push(
+      found.warnings.push(
         `spec.provider: no NetworkAttachmentDefinition has provider ${spec.provider} yet; pods cannot attach to this subnet until one does`,
       );
     }
   }
   const vpc = typeof spec.vpc === "string" && spec.vpc !== "" ? spec.vpc : DEFAULT_VPC;
   if (vpc !== DEFAULT_VPC && view.knows("Vpc") && !view.vpc(vpc))
-    return deny(`spec.vpc: Vpc ${vpc} does not exist`);
+    found.violations.push(forbidden(`spec.vpc: Vpc ${vpc} does not exist`));
   if (typeof spec.cidrBlock === "string" && spec.cidrBlock !== "") {
     const mine = spec.cidrBlock.split(",").map((c) => c.trim());
-    for (const cidr of mine)
-      if (!isCidr(cidr))
-        return reject(`spec.cidrBlock: ${JSON.stringify(cidr)} is not a network in CIDR notation`);
+    const notNetworks = mine.filter((cidr) => !isCidr(cidr));
+    for (const cidr of notNetworks)
+      found.violations.push(
+        malformed(`spec.cidrBlock: ${JSON.stringify(cidr)} is not a network in CIDR notation`),
+      );
+    if (notNetworks.length > 0) return found;
     for (const other of view.subnets()) {
       if (other.name === name || (other.vpc || DEFAULT_VPC) !== vpc || !other.cidrBlock) continue;
       for (const theirs of other.cidrBlock.split(",").map((c) => c.trim())) {
         const clash = mine.find((c) => cidrsOverlap(c, theirs));
         if (clash)
-          return deny(`spec.cidrBlock: ${clash} overlaps ${theirs} of subnet ${other.name} in Vpc ${vpc}`);
+          found.violations.push(
+            forbidden(`spec.cidrBlock: ${clash} overlaps ${theirs} of subnet ${other.name} in Vpc ${vpc}`),
+          );
       }
     }
   }
-  return warnings.length ? allow({ warnings }) : undefined;
+  return found;
 }
 
 /** Kube-OVN's SubnetSpec fields (kubeovn.io/v1), and seed 000's nodeNetwork. */
@@ -87,20 +99,23 @@ const SUBNET_SPEC_KEYS = [
 ];
 
 /** spec keys Kube-OVN does not know: a typo of a missing known key is refused ("did you mean"), others are warned. */
-function checkSpecKeys(spec: Record<string, unknown>): Verdict | string[] {
-  const warnings: string[] = [];
+function checkSpecKeys(spec: Record<string, unknown>): Checked {
+  const found: Checked = { violations: [], warnings: [] };
   for (const key of Object.keys(spec)) {
     if (SUBNET_SPEC_KEYS.includes(key)) continue;
     const meant = didYouMean(key, SUBNET_SPEC_KEYS, { prefixes: true });
     if (meant && !(meant in spec))
-      return reject(
-        `spec.${key}: did you mean "${meant}"? a Subnet has no field ${JSON.stringify(key)}, and ${meant} is not set`,
+      found.violations.push(
+        malformed(
+          `spec.${key}: did you mean "${meant}"? a Subnet has no field ${JSON.stringify(key)}, and ${meant} is not set`,
+        ),
       );
-    warnings.push(
-      `spec.${key}: not a Subnet field Kube-OVN knows; it is ignored${meant ? ` (did you mean "${meant}"?)` : ""}`,
-    );
+    else
+      found.warnings.push(
+        `spec.${key}: not a Subnet field Kube-OVN knows; it is ignored${meant ? ` (did you mean "${meant}"?)` : ""}`,
+      );
   }
-  return warnings;
+  return found;
 }
 
 /** A Subnet whose pods still hold addresses cannot go: their ports would lose their switch. */
@@ -124,49 +139,53 @@ export function validateSubnet(
   _settings: RuleSettings,
 ): Verdict {
   if (request.operation === "DELETE") return checkDelete(request, view);
-  const keys = checkSpecKeys((request.object?.spec ?? {}) as Record<string, unknown>);
-  if (!Array.isArray(keys)) return keys;
-  const verdict = checkSubnet(request, view);
-  return keys.length ? { ...verdict, warnings: [...keys, ...verdict.warnings] } : verdict;
+  const checks = [
+    checkSpecKeys((request.object?.spec ?? {}) as Record<string, unknown>),
+    checkPlacement(request, view),
+    checkPlane(request, view),
+  ];
+  const violations = checks.flatMap((c) => c.violations);
+  if (violations.length > 0) return refuse(violations);
+  return allow({ warnings: checks.flatMap((c) => c.warnings) });
 }
 
-function checkSubnet(request: AdmissionRequest, view: ClusterView): Verdict {
-  const placement = checkPlacement(request, view);
-  if (placement && !placement.allowed) return placement;
-  const verdict = checkPlane(request, view);
-  return placement ? { ...verdict, warnings: [...placement.warnings, ...verdict.warnings] } : verdict;
-}
-
-function checkPlane(request: AdmissionRequest, view: ClusterView): Verdict {
+function checkPlane(request: AdmissionRequest, view: ClusterView): Checked {
   const spec = (request.object?.spec ?? {}) as { nodeNetwork?: unknown; vlan?: unknown };
   const plane = spec.nodeNetwork;
-  if (plane === undefined || plane === "") return allow();
+  const found: Checked = { violations: [], warnings: [] };
+  if (plane === undefined || plane === "") return found;
   if (typeof plane !== "string" || !isPlaneName(plane)) {
-    return reject(`spec.nodeNetwork: expected a plane name (a DNS label), found ${JSON.stringify(plane)}`);
+    found.violations.push(
+      malformed(`spec.nodeNetwork: expected a plane name (a DNS label), found ${JSON.stringify(plane)}`),
+    );
+    return found;
   }
   if (typeof spec.vlan === "string" && spec.vlan !== "") {
-    return deny(
-      `spec.nodeNetwork: only overlay subnets can use a network plane, and this subnet is underlay (spec.vlan ${JSON.stringify(spec.vlan)}); remove nodeNetwork or vlan`,
+    found.violations.push(
+      forbidden(
+        `spec.nodeNetwork: only overlay subnets can use a network plane, and this subnet is underlay (spec.vlan ${JSON.stringify(spec.vlan)}); remove nodeNetwork or vlan`,
+      ),
     );
   }
   const having = view.nodesWithPlane(plane);
   if (having.length === 0) {
     const planes = view.planes();
-    return deny(
-      `spec.nodeNetwork: no node declares plane ${JSON.stringify(plane)} in ovn.kubernetes.io/node_networks; ` +
-        (planes.length ? `planes that exist: ${planes.join(", ")}` : "no node declares any plane yet"),
+    found.violations.push(
+      forbidden(
+        `spec.nodeNetwork: no node declares plane ${JSON.stringify(plane)} in ovn.kubernetes.io/node_networks; ` +
+          (planes.length ? `planes that exist: ${planes.join(", ")}` : "no node declares any plane yet"),
+      ),
     );
+    return found;
   }
   const nodes = view.sizes().Node ?? 0;
   const lacking = nodes - having.length;
   if (lacking > 0) {
-    return allow({
-      warnings: [
-        `plane ${plane} is declared by ${having.length} of ${nodes} nodes: ${lacking} lack it, and pods of this subnet will not be scheduled there`,
-      ],
-    });
+    found.warnings.push(
+      `plane ${plane} is declared by ${having.length} of ${nodes} nodes: ${lacking} lack it, and pods of this subnet will not be scheduled there`,
+    );
   }
-  return allow();
+  return found;
 }
 
 /** VpcNatGateway: its subnet is in its Vpc, and its lanIp an unused address of that subnet other than the gateway. */
@@ -181,20 +200,33 @@ export function validateVpcNatGateway(
   const subnet = view.subnet(spec.subnet);
   if (!subnet)
     return view.knows("Subnet") ? deny(`spec.subnet: Subnet ${spec.subnet} does not exist`) : allow();
+  const violations: Violation[] = [];
   const vpc = typeof spec.vpc === "string" && spec.vpc !== "" ? spec.vpc : DEFAULT_VPC;
   if ((subnet.vpc || DEFAULT_VPC) !== vpc)
-    return deny(
-      `spec.subnet: Subnet ${subnet.name} belongs to Vpc ${subnet.vpc || DEFAULT_VPC}, not to spec.vpc ${vpc}`,
+    violations.push(
+      forbidden(
+        `spec.subnet: Subnet ${subnet.name} belongs to Vpc ${subnet.vpc || DEFAULT_VPC}, not to spec.vpc ${vpc}`,
+      ),
     );
-  if (typeof spec.lanIp !== "string" || !isIpAddress(spec.lanIp))
-    return reject(`spec.lanIp: expected an IP address, found ${JSON.stringify(spec.lanIp)}`);
-  const inside = subnet.cidrBlock.split(",").some((c) => cidrContains(c.trim(), spec.lanIp as string));
+  violations.push(...lanIpViolations(spec.lanIp, subnet, view));
+  return violations.length > 0 ? refuse(violations) : allow();
+}
+
+/** The gateway's LAN address: an address of its subnet, not the subnet's gateway, held by no pod. */
+function lanIpViolations(
+  lanIp: unknown,
+  subnet: { name: string; cidrBlock: string; gateway: string },
+  view: ClusterView,
+): Violation[] {
+  if (typeof lanIp !== "string" || !isIpAddress(lanIp))
+    return [malformed(`spec.lanIp: expected an IP address, found ${JSON.stringify(lanIp)}`)];
+  const inside = subnet.cidrBlock.split(",").some((c) => cidrContains(c.trim(), lanIp));
   if (!inside)
-    return deny(`spec.lanIp: ${spec.lanIp} is outside subnet ${subnet.name} (${subnet.cidrBlock})`);
-  if (subnet.gateway.split(",").includes(spec.lanIp))
-    return deny(`spec.lanIp: ${spec.lanIp} is the gateway of subnet ${subnet.name}`);
-  const holders = view.podsWithStaticIp(spec.lanIp);
+    return [forbidden(`spec.lanIp: ${lanIp} is outside subnet ${subnet.name} (${subnet.cidrBlock})`)];
+  if (subnet.gateway.split(",").includes(lanIp))
+    return [forbidden(`spec.lanIp: ${lanIp} is the gateway of subnet ${subnet.name}`)];
+  const holders = view.podsWithStaticIp(lanIp);
   if (holders.length > 0)
-    return deny(`spec.lanIp: ${spec.lanIp} is held by pod ${holders.map((p) => p.key).join(", ")}`);
-  return allow();
+    return [forbidden(`spec.lanIp: ${lanIp} is held by pod ${holders.map((p) => p.key).join(", ")}`)];
+  return [];
 }

@@ -60,11 +60,12 @@ export function refuse(violations: readonly Violation[], warnings: string[] = []
   };
 }
 
+/** The first violation as it reads alone, then the others numbered: "<first>; (2) <second>; (3) <third>". */
 function messageOf(violations: readonly Violation[]): string {
-  if (violations.length === 1) return (violations[0] as Violation).message;
-  let message = `${violations.length} problems: `;
+  let message = (violations[0] as Violation).message;
   for (const [i, v] of violations.entries()) {
-    const part = `${i > 0 ? "; " : ""}(${i + 1}) ${v.message}`;
+    if (i === 0) continue;
+    const part = `; (${i + 1}) ${v.message}`;
     if (message.length + part.length > MESSAGE_LIMIT) {
       message += `; and ${violations.length - i} more`;
       break;

@@ -231,3 +231,55 @@ t.test("the command is the service's binary: ovn-admission check", async (t) => 
   ]);
   t.match(run.stdout, "check: 3 objects: 3 allowed");
 });
+
+t.test("a Node the files declare is part of the view for the Subnet that names its plane", async (t) => {
+  const bundle = `
+apiVersion: kubeovn.io/v1
+kind: Subnet
+metadata: { name: storage-net }
+spec: { cidrBlock: 10.200.0.0/16, gateway: 10.200.0.1, nodeNetwork: storage }
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+  annotations: { ovn.kubernetes.io/node_networks: '{"storage": "10.10.10.10"}' }
+`;
+  const { code, out } = await check(["-f", "-"], bundle);
+  t.equal(code, 0, out);
+  t.same(denials(out), []);
+});
+
+t.test("every violation of an object, each on its own line, the first one first", async (t) => {
+  const bundle = `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    ovn.kubernetes.io/ingress_rate: fast
+    ovn.kubernetes.io/egress_rate: "100001"
+    ovn.kubernetes.io/eip: 172.56.0.233
+    ovn.kubernetes.io/snat: 172.56.0.200
+spec: { containers: [{ name: c, image: i }] }
+`;
+  const { code, out } = await check(["-f", "-", "-o", "json"], bundle);
+  t.equal(code, 1, out);
+  const [finding] = (JSON.parse(out) as { findings: Finding[] }).findings;
+  t.same(finding?.violations, [
+    'metadata.annotations["ovn.kubernetes.io/ingress_rate"]: expected a whole number of Mbit/s (e.g. "100"), found "fast"',
+    'metadata.annotations["ovn.kubernetes.io/egress_rate"]: expected at most 100000 Mbit/s, found "100001"',
+    'metadata.annotations["ovn.kubernetes.io/eip"] and metadata.annotations["ovn.kubernetes.io/snat"]: a pod has either an EIP (its own address, both directions) or an SNAT address (shared, outbound only), not both; found eip 172.56.0.233 and snat 172.56.0.200',
+  ]);
+  t.match(
+    finding?.message,
+    /^metadata\.annotations\["ovn\.kubernetes\.io\/ingress_rate"\]: .*; \(2\) .*; \(3\) /,
+  );
+  const text = await check(["-f", "-"], bundle);
+  t.same(
+    denials(text.out).map((l) => l.replace(/^<stdin>:\d+ pod\/shop\/web: denied: /, "")),
+    finding?.violations,
+    "text: one line a violation",
+  );
+});
