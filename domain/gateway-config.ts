@@ -20,7 +20,6 @@ import type { ConfigMapFacts } from "./facts.js";
 import { didYouMean } from "./spelling.js";
 import { interfaceNameProblem } from "./attachments.js";
 
-
 export const GATEWAY_KEY = {
   enabled: "enable-external-gw",
   type: "type",
