@@ -35,20 +35,12 @@ import {
   type OvsdbClient,
   type Row,
 } from "ovsdb-client";
-import {
-  addressToNumber,
-  canonicalIp,
-  cidrContains,
-  excludedRanges,
-  macOfAddress,
-  numberToAddress,
-  rangeOf,
-  type AddressRange,
-} from "../domain/addresses.js";
+import { canonicalIp, cidrContains, macOfAddress, rangeOf } from "../domain/addresses.js";
 import { ANNOTATION, annotationField } from "../domain/annotations.js";
 import type { NatClaim } from "../domain/nat.js";
 import { type PortClaim, portAnnotations } from "../domain/port-claims.js";
 import { ClaimDeferred, GroupCommit, transactGuarded } from "./group-commit.js";
+import { AddressAllocator, familyOf, randomMac } from "./address-allocator.js";
 import { PodRowsChanged, type ClaimPart } from "./nat.js";
 import { type Intent, IntentRefused, type IntentResult } from "../domain/intents.js";
 import type { IntentHandler } from "./intent-runner.js";
@@ -93,7 +85,6 @@ function ownedOf(row: Row): OwnedPort {
   };
 }
 
-const familyOf = (ip: string): "ipv4" | "ipv6" => (ip.includes(":") ? "ipv6" : "ipv4");
 const addressKey = (subnet: string, ip: string) => `${subnet}|${canonicalIp(ip)}`;
 const macKey = (subnet: string, mac: string) => `${subnet}|${mac.toLowerCase()}`;
 
@@ -128,8 +119,8 @@ export class PortHandler {
   private readonly pending = new Map<string, string>();
   /** A pod's claim in flight: a retried admission of the same pod waits for it instead of racing it. */
   private readonly claiming = new Map<string, Promise<IntentResult>>();
-  /** Where the search for a free address goes on, per subnet and family: allocation is O(1) amortised. */
-  private readonly cursors = new Map<string, bigint>();
+  /** Where each subnet's search for a free address goes on. */
+  private readonly allocator = new AddressAllocator();
   /** Claims that arrive together share a transaction. */
   private readonly claims: GroupCommit;
 
@@ -224,50 +215,6 @@ export class PortHandler {
     return holder !== undefined && holder !== pod;
   }
 
-  /**
-   * The next free address of `range` in the claim's subnet after the last one
-   * given, or undefined when none is left. Every step returns or skips an
-   * address that is taken or reserved (excluded ranges in one jump), so a
-   * search costs what is used since the cursor, and one wrap at most.
-   */
-  private nextFree(
-    claim: PortClaim,
-    range: AddressRange,
-    gateway: string,
-    dryRun: boolean,
-  ): string | undefined {
-    const cursorKey = `${claim.subnet}|${range.family}`;
-    const excluded = excludedRanges(claim.exclude);
-    const gatewayN = gateway ? addressToNumber(gateway) : -1n;
-    // IPv4 keeps the network and broadcast addresses out (but for /31 and /32); IPv6 only the subnet-router anycast.
-    const lastUsable =
-      range.family === "ipv4" && range.last - range.first > 1n ? range.last - 1n : range.last;
-    const firstUsable = range.last > range.first ? range.first + 1n : range.first;
-    const start = this.cursors.get(cursorKey) ?? firstUsable;
-    let n = start;
-    let wrapped = false;
-    for (;;) {
-      if (wrapped && n >= start) return undefined;
-      if (n > lastUsable) {
-        if (wrapped) return undefined;
-        wrapped = true;
-        n = firstUsable;
-        continue;
-      }
-      const skip = excluded.find((r) => n >= r.from && n <= r.to);
-      if (skip) {
-        n = skip.to + 1n;
-        continue;
-      }
-      const candidate = n++;
-      if (candidate === gatewayN) continue;
-      const ip = numberToAddress(candidate, range.family);
-      if (this.taken(addressKey(claim.subnet, ip), claim.pod)) continue;
-      if (!dryRun) this.cursors.set(cursorKey, n);
-      return ip;
-    }
-  }
-
   /** The addresses and MAC the claim gets; IntentRefused when asked-for ones are taken or none is free. */
   private choose(claim: PortClaim, dryRun: boolean): { ips: string[]; mac: string } {
     const ips: string[] = [];
@@ -290,7 +237,14 @@ export class PortHandler {
         ? pool
             .map(canonicalIp)
             .find((candidate) => !this.taken(addressKey(claim.subnet, candidate), claim.pod))
-        : this.nextFree(claim, range, claim.gateways[i] ?? "", dryRun);
+        : this.allocator.nextFree({
+            subnet: claim.subnet,
+            range,
+            gateway: claim.gateways[i] ?? "",
+            exclude: claim.exclude,
+            taken: (candidate) => this.taken(addressKey(claim.subnet, candidate), claim.pod),
+            preview: dryRun,
+          });
       if (!ip) {
         const size = range.last - range.first + 1n;
         throw new IntentRefused(
@@ -311,16 +265,7 @@ export class PortHandler {
       );
     }
     // A derived MAC that another address already gave: a random one of the same locally administered prefix.
-    while (macHeld && this.cache?.table(LSP).find("mac", macKey(claim.subnet, mac)))
-      mac = [
-        "0a",
-        "58",
-        ...Array.from({ length: 4 }, () =>
-          Math.floor(Math.random() * 256)
-            .toString(16)
-            .padStart(2, "0"),
-        ),
-      ].join(":");
+    while (macHeld && this.cache?.table(LSP).find("mac", macKey(claim.subnet, mac))) mac = randomMac();
     return { ips, mac };
   }
 

@@ -7,6 +7,7 @@ import type { ServerOptions } from "node:https";
 import type { TLSSocket } from "node:tls";
 import Fastify, {
   LogController,
+  type FastifyPluginAsync,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
@@ -44,7 +45,7 @@ export interface AppDeps extends AdmitDeps {
 export type ProbeDeps = Pick<AppDeps, "metrics" | "readiness">;
 
 /** GET /healthz, /readyz and /metrics: on the HTTPS app, and on the plain metrics port when there is one. */
-export function registerProbes(app: FastifyInstance, deps: ProbeDeps): void {
+export const probes: FastifyPluginAsync<ProbeDeps> = async (app, deps) => {
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => {
     const readiness = deps.readiness();
@@ -58,7 +59,7 @@ export function registerProbes(app: FastifyInstance, deps: ProbeDeps): void {
       .header("content-type", deps.metrics.registry.contentType)
       .send(await deps.metrics.registry.metrics());
   });
-}
+};
 
 /** Errors raised before a rule runs, each with a stable code and an HTTP status. */
 const REQUEST_ERRORS: Record<string, { status: number; reason: string }> = {
@@ -86,6 +87,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ...(deps.https ? { https: deps.https } : {}),
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
 
+  // In the order of the architecture: the envelope and its routes, the operators' probes, then what is left.
+  await app.register(admissionReviews, deps);
+  await app.register(probes, deps);
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({
+      error: `no route ${request.method} ${request.url}: POST /mutate or /validate, GET /healthz, /readyz or /metrics`,
+      code: "NOT_FOUND",
+      statusCode: 404,
+    });
+  });
+
+  return app;
+}
+
+/**
+ * POST /mutate and /validate: the AdmissionReview envelope, read as JSON
+ * only, with its own error answers; the rules decide (webhooks/admit.ts).
+ * Encapsulated: its content-type parser and error handler are its own.
+ */
+const admissionReviews: FastifyPluginAsync<
+  AdmitDeps & Pick<AppDeps, "log" | "metrics" | "requireClientCertificate">
+> = async (app, deps) => {
   // AdmissionReviews are JSON: every other content type is refused with 415. A __proto__ key is an
   // error; "constructor" keys are let through, as fastify's default does (no code here merges a
   // review into an object, and scanning every body for them cost a sixth of an admission's time).
@@ -117,14 +140,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         ? `content-type: expected application/json, found ${JSON.stringify(request.headers["content-type"] ?? "none")}`
         : error.message;
     void reply.code(status).send({ error: message, code, statusCode: status });
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({
-      error: `no route ${request.method} ${request.url}: POST /mutate or /validate, GET /healthz, /readyz or /metrics`,
-      code: "NOT_FOUND",
-      statusCode: 404,
-    });
   });
 
   const review = (webhook: Webhook) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -197,7 +212,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const guarded = deps.requireClientCertificate ? { onRequest: authenticated } : {};
   app.post("/mutate", guarded, review("mutate"));
   app.post("/validate", guarded, review("validate"));
-
-  registerProbes(app, deps);
-  return app;
-}
+};

@@ -31,7 +31,7 @@ import { SelfManagedTls } from "../tls/self-managed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf } from "../domain/gateway-config.js";
 import { natWantOf, sameNat, type NatWant } from "../domain/nat.js";
-import { buildApp, registerProbes, type Readiness } from "./app.js";
+import { buildApp, probes as probeRoutes, type Readiness } from "./app.js";
 import { ROUTES, type Route } from "../webhooks/routes.js";
 import { ruleSettings, type Config } from "./config.js";
 import {
@@ -356,36 +356,35 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     northbound.close();
     await localNorthbound?.stop();
   };
-  try {
-    await northbound.connect({ timeoutMs: config.northboundConnectTimeoutMs });
-  } catch (err) {
-    await stopLocal();
-    throw new StartupError(`cannot reach OVN Northbound at ${remote}: ${(err as Error).message}`);
-  }
+  /** A start-up step: when it fails, what was started is stopped and the error says what could not be done. */
+  const step = async <T>(failure: string, work: () => Promise<T> | T, undo = stopLocal): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      await undo();
+      throw new StartupError(`${failure}: ${(err as Error).message}`);
+    }
+  };
+  await step(`cannot reach OVN Northbound at ${remote}`, () =>
+    northbound.connect({ timeoutMs: config.northboundConnectTimeoutMs }),
+  );
   if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
-  try {
+  await step("cannot make the claims router and switch in OVN Northbound", async () => {
     await nat.ensureClaimsRouter();
     await ports.start();
-  } catch (err) {
-    await stopLocal();
-    throw new StartupError(
-      `cannot make the claims router and switch in OVN Northbound: ${(err as Error).message}`,
-    );
-  }
+  });
   // Without a cluster the view is as synced as it gets: reconcile from it at once.
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
   elector?.start();
 
-  let clientCa: Buffer | undefined;
-  if (config.clientCaFile) {
-    try {
-      clientCa = readFileSync(config.clientCaFile);
-      createSecureContext({ ca: clientCa });
-    } catch (err) {
-      await stopLocal();
-      throw new StartupError(`--client-ca-file ${config.clientCaFile}: ${(err as Error).message}`);
-    }
-  }
+  const clientCaFile = config.clientCaFile;
+  const clientCa = clientCaFile
+    ? await step(`--client-ca-file ${clientCaFile}`, () => {
+        const ca = readFileSync(clientCaFile);
+        createSecureContext({ ca });
+        return ca;
+      })
+    : undefined;
   const readiness = (): Readiness => {
     const waitingFor: string[] = [];
     if (!view.synced) {
@@ -426,24 +425,19 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
           loggerInstance: log,
           logController: new LogController({ disableRequestLogging: true }),
         } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance);
-  if (probes) registerProbes(probes, { metrics, readiness });
-  try {
-    await app.listen({ host: config.host, port: config.port });
-  } catch (err) {
-    await stopLocal();
-    throw new StartupError(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
-  }
-  if (probes) {
-    try {
-      await probes.listen({ host: config.host, port: config.metricsPort });
-    } catch (err) {
-      await app.close();
-      await stopLocal();
-      throw new StartupError(
-        `cannot listen on ${config.host}:${config.metricsPort} (--metrics-port): ${(err as Error).message}`,
-      );
-    }
-  }
+  if (probes) await probes.register(probeRoutes, { metrics, readiness });
+  await step(`cannot listen on ${config.host}:${config.port}`, () =>
+    app.listen({ host: config.host, port: config.port }),
+  );
+  if (probes)
+    await step(
+      `cannot listen on ${config.host}:${config.metricsPort} (--metrics-port)`,
+      () => probes.listen({ host: config.host, port: config.metricsPort }),
+      async () => {
+        await app.close();
+        await stopLocal();
+      },
+    );
   const stopReloading = reloadOnChange(
     app.server as unknown as TlsServer,
     servingFiles,
