@@ -1,16 +1,20 @@
 /**
  * The client: one connection at a time to one of the remotes, RAFT-aware
- * (prefers the leader, follows leadership changes), reconnecting with
- * backoff and jitter, re-establishing monitors so caches resync.
+ * (prefers the leader, follows leadership changes: connection.ts),
+ * reconnecting with backoff and jitter, re-establishing monitors so caches
+ * resync (monitor.ts); transactions and claims (transact.ts) on the live
+ * connection.
  */
 import { EventEmitter } from "node:events";
-import { AlreadyTakenError, ConnectionClosedError, OvsdbError, RpcError, TimedOutError } from "./errors.js";
-import { DatabaseCache, type CacheSpec, type TableUpdates2 } from "./cache.js";
-import { checkResults, encodeOperation, op } from "./operations.js";
-import type { Condition, Operation, OperationResult, Value, WaitOperation } from "./protocol.js";
+import { ConnectionClosedError, OvsdbError } from "./errors.js";
+import { DatabaseCache, type CacheSpec } from "./cache.js";
+import { backoffDelay, serverRole, watchRole, type ServerRole } from "./connection.js";
+import { Monitors, type MonitorListener, type MonitorTableRequest } from "./monitor.js";
+import { checkResults, encodeOperation } from "./operations.js";
+import type { Operation, OperationResult } from "./protocol.js";
 import { openSocket, parseRemotes, RemoteSyntaxError, type Remote, type SslFiles } from "./remote.js";
-import { parseSchema, tableOf, type DatabaseSchema } from "./schema.js";
-import { encodeValue } from "./values.js";
+import { parseSchema, type DatabaseSchema } from "./schema.js";
+import { claimFailure, claimOperations, type Claim } from "./transact.js";
 import { RpcConnection, type RequestOptions } from "./wire/jsonrpc.js";
 
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
@@ -46,57 +50,6 @@ export interface ClientEvents {
   transaction: [detail: { database: string; seconds: number; ok: boolean; operations: number }];
 }
 
-/** Receives a monitor's content: a snapshot replaces everything, an update changes some rows. */
-export interface MonitorListener {
-  snapshot(updates: TableUpdates2): void;
-  update(updates: TableUpdates2): void;
-}
-
-export interface MonitorTableRequest {
-  columns?: string[];
-  where?: Condition[];
-}
-
-interface MonitorState {
-  id: string;
-  database: string;
-  tables: Record<string, MonitorTableRequest>;
-  listener: MonitorListener;
-  lastTxnId: string;
-}
-
-const ZERO_UUID = "00000000-0000-0000-0000-000000000000";
-
-/** Where a database lives in a cluster, from the `_Server` database. */
-interface ServerRole {
-  model: string;
-  connected: boolean;
-  leader: boolean;
-}
-
-export interface Claim {
-  table: string;
-  /** Column values no row may hold for the claim to succeed. */
-  values: Record<string, Value>;
-  /**
-   * Further conditions a row must also meet to count as taking the values,
-   * e.g. `["external_ids", "excludes", { owner: "me" }]` so that the caller's
-   * own row does not block it.
-   */
-  where?: Condition[];
-}
-
-/**
- * A `wait` that fails at once when some row of `table` matches all of
- * `values`: put it before the write in the same transaction, and the write
- * commits only if the value was free. The database, not the caller, decides.
- */
-export function unlessTaken(claim: Claim): WaitOperation {
-  const where: Condition[] = Object.entries(claim.values).map(([c, v]) => [c, "==", v]);
-  where.push(...(claim.where ?? []));
-  return op.wait(claim.table, where, Object.keys(claim.values), "==", [], 0);
-}
-
 export class OvsdbClient extends EventEmitter<ClientEvents> {
   readonly remotes: Remote[];
   private readonly options: Required<
@@ -111,12 +64,10 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly schemas = new Map<string, Promise<DatabaseSchema>>();
-  private readonly monitors = new Map<string, MonitorState>();
-  private nextMonitorId = 1;
+  private readonly monitors = new Monitors();
   private connecting: Promise<void> | undefined;
   /** A pass over the remotes is running: never two, or two connections would both feed the monitors. */
   private trying = false;
-  private supportsMonitorSince = true;
 
   constructor(options: ClientOptions) {
     super();
@@ -229,13 +180,6 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     this.emit("state", state, detail);
   }
 
-  private backoffDelay(): number {
-    const { minMs, maxMs } = this.options.backoff;
-    const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(this.attempt, 16));
-    // Equal jitter: never less than half the ceiling, so a flapping server is not hammered.
-    return ceiling / 2 + Math.random() * (ceiling / 2);
-  }
-
   private scheduleReconnect(error: Error): void {
     if (this.currentState === "closed") return;
     if (!this.options.reconnect) {
@@ -243,7 +187,7 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       return;
     }
     this.setState("reconnecting", { error });
-    const delay = this.backoffDelay();
+    const delay = backoffDelay(this.attempt, this.options.backoff);
     this.attempt++;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
@@ -287,7 +231,7 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
         continue;
       }
       try {
-        const role = await this.serverRole(connection);
+        const role = this.options.database ? await serverRole(connection, this.options.database) : undefined;
         if (role && role.model === "clustered" && !role.connected) {
           lastError = new ConnectionClosedError(
             `${this.options.database} is not connected to its cluster`,
@@ -329,43 +273,6 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     this.scheduleReconnect(lastError);
   }
 
-  private async serverRole(connection: RpcConnection): Promise<ServerRole | undefined> {
-    const database = this.options.database;
-    if (!database) return undefined;
-    const select = async (): Promise<ServerRole | undefined> => {
-      const result = await connection.request("transact", [
-        "_Server",
-        {
-          op: "select",
-          table: "Database",
-          where: [["name", "==", database]],
-          columns: ["model", "connected", "leader"],
-        },
-      ]);
-      return (result as Array<{ rows?: ServerRole[] }>)[0]?.rows?.[0];
-    };
-    let row: ServerRole | undefined;
-    try {
-      row = await select();
-    } catch (err) {
-      if (err instanceof RpcError) return undefined; // a server without _Server: standalone
-      throw err;
-    }
-    if (row) return row;
-    const served = ((await connection.request("list_dbs", [])) as string[]).filter((d) => d !== "_Server");
-    if (!served.includes(database))
-      throw new OvsdbError(
-        `the server does not serve database ${database} (it serves ${served.join(", ") || "no database"})`,
-      );
-    // ovsdb-server fills _Server from its main loop: a client that connects as it starts can be
-    // answered before the row is there. Asked again for up to a second, then taken as unknown.
-    for (let asked = 1; asked < 50 && !row; asked++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      row = await select();
-    }
-    return row;
-  }
-
   private async adopt(connection: RpcConnection, role: ServerRole | undefined): Promise<void> {
     this.schemas.clear();
     this.connection = connection;
@@ -376,34 +283,13 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       this.attempt = 0;
       this.scheduleReconnect(error);
     });
-    if (role?.model === "clustered" && this.remotes.length > 1) this.watchRole(connection);
-    for (const monitor of this.monitors.values()) await this.startMonitor(connection, monitor);
+    if (role?.model === "clustered" && this.remotes.length > 1)
+      watchRole(connection, this.options.database as string, this.options.leaderOnly);
+    for (const monitor of this.monitors.all())
+      await this.monitors.start(connection, await this.getSchemaOn(connection, monitor.database), monitor);
     this.attempt = 0;
     this.setState("connected", { remote: connection.remote });
     this.emit("connected", connection.remote);
-  }
-
-  /** Leaves a member that loses leadership or its cluster, as ovsdb-idl does. */
-  private watchRole(connection: RpcConnection): void {
-    const database = this.options.database as string;
-    connection.onNotification((method, params) => {
-      if (method !== "update2" || params[0] !== "_server_role") return;
-      const rows = (params[1] as TableUpdates2 | undefined)?.Database ?? {};
-      for (const update of Object.values(rows)) {
-        const changed = update.modify ?? update.insert ?? update.initial;
-        if (!changed) continue;
-        if (changed.connected === false || (this.options.leaderOnly && changed.leader === false)) {
-          connection.destroy(`${database} lost its leader role on ${connection.remote}`);
-        }
-      }
-    });
-    connection
-      .request("monitor_cond", [
-        "_Server",
-        "_server_role",
-        { Database: [{ columns: ["connected", "leader"], where: [["name", "==", database]] }] },
-      ])
-      .catch(() => undefined);
   }
 
   private live(): RpcConnection {
@@ -475,16 +361,11 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     operations: Operation[],
     options?: RequestOptions,
   ): Promise<OperationResult[]> {
-    const waits = claims.map(unlessTaken);
     try {
-      const results = await this.transact(database, [...waits, ...operations], options);
-      return results.slice(waits.length);
+      const results = await this.transact(database, claimOperations(claims, operations), options);
+      return results.slice(claims.length);
     } catch (err) {
-      if (err instanceof TimedOutError && err.index < claims.length) {
-        const claim = claims[err.index] as Claim;
-        throw new AlreadyTakenError(claim.table, claim.values, err);
-      }
-      throw err;
+      throw claimFailure(err, claims);
     }
   }
 
@@ -499,16 +380,10 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
     tables: Record<string, MonitorTableRequest>,
     listener: MonitorListener,
   ): Promise<{ id: string; cancel(): Promise<void> }> {
-    const monitor: MonitorState = {
-      id: `m${this.nextMonitorId++}`,
-      database,
-      tables,
-      listener,
-      lastTxnId: ZERO_UUID,
-    };
-    this.monitors.set(monitor.id, monitor);
+    const monitor = this.monitors.add(database, tables, listener);
     try {
-      await this.startMonitor(this.live(), monitor);
+      const connection = this.live();
+      await this.monitors.start(connection, await this.getSchemaOn(connection, database), monitor);
     } catch (err) {
       this.monitors.delete(monitor.id);
       throw err;
@@ -535,62 +410,6 @@ export class OvsdbClient extends EventEmitter<ClientEvents> {
       update: (u) => cache.applyUpdate(u),
     });
     return cache;
-  }
-
-  private async startMonitor(connection: RpcConnection, monitor: MonitorState): Promise<void> {
-    const schema = await this.getSchemaOn(connection, monitor.database);
-    const requests: Record<string, unknown> = {};
-    for (const [name, request] of Object.entries(monitor.tables)) {
-      const table = tableOf(schema, name);
-      const wireRequest: Record<string, unknown> = {};
-      if (request.columns) {
-        for (const c of request.columns) {
-          if (!table.columns.has(c)) throw new OvsdbError(`cannot monitor ${name}.${c}: no such column`);
-        }
-        wireRequest.columns = request.columns;
-      }
-      if (request.where) {
-        wireRequest.where = request.where.map(([c, fn, v]) => {
-          const column = table.columns.get(c);
-          if (!column) throw new OvsdbError(`cannot monitor ${name} where ${c}: no such column`);
-          return [c, fn, encodeValue(table, column, v, { anySize: true })];
-        });
-      }
-      requests[name] = [wireRequest];
-    }
-    connection.onNotification((method, params) => {
-      if (params[0] !== monitor.id || !this.monitors.has(monitor.id)) return;
-      if (method === "update3") {
-        monitor.lastTxnId = params[1] as string;
-        monitor.listener.update(params[2] as TableUpdates2);
-      } else if (method === "update2") {
-        monitor.listener.update(params[1] as TableUpdates2);
-      }
-    });
-    if (this.supportsMonitorSince) {
-      try {
-        const reply = (await connection.request("monitor_cond_since", [
-          monitor.database,
-          monitor.id,
-          requests,
-          monitor.lastTxnId,
-        ])) as [boolean, string, TableUpdates2];
-        const [found, lastTxnId, updates] = reply;
-        monitor.lastTxnId = lastTxnId;
-        if (found) monitor.listener.update(updates);
-        else monitor.listener.snapshot(updates);
-        return;
-      } catch (err) {
-        if (!(err instanceof RpcError) || !/unknown method/i.test(err.message)) throw err;
-        this.supportsMonitorSince = false;
-      }
-    }
-    const updates = (await connection.request("monitor_cond", [
-      monitor.database,
-      monitor.id,
-      requests,
-    ])) as TableUpdates2;
-    monitor.listener.snapshot(updates);
   }
 
   private getSchemaOn(connection: RpcConnection, database: string): Promise<DatabaseSchema> {

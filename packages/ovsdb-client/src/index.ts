@@ -1,12 +1,8 @@
-export { OvsdbClient, unlessTaken } from "./client.js";
-export type {
-  ClientOptions,
-  ClientEvents,
-  ConnectionState,
-  MonitorListener,
-  MonitorTableRequest,
-  Claim,
-} from "./client.js";
+export { OvsdbClient } from "./client.js";
+export type { ClientOptions, ClientEvents, ConnectionState } from "./client.js";
+export { unlessTaken } from "./transact.js";
+export type { Claim } from "./transact.js";
+export type { MonitorListener, MonitorTableRequest } from "./monitor.js";
 export { DatabaseCache, TableCache, indexBy } from "./cache.js";
 export type { CacheSpec, TableSpec, IndexKey, TableUpdates2, RowUpdate2, CacheEvents } from "./cache.js";
 export { op, where, encodeOperation, checkResults } from "./operations.js";
