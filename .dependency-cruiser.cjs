@@ -1,9 +1,45 @@
 /**
- * The layers (docs/adr/0009-layers.md): domain/ is the floor and imports nothing of the app;
- * webhooks/, cluster/ and ovn/ stand on it and not on each other; tls/ may use cluster/'s
- * API helpers; service/, cli/ and bin/ compose. No import circle, type-only imports included.
+ * The layers (docs/adr/0005-layers-as-folders.md): domain/ is the floor and imports nothing of the
+ * app; webhooks/, cluster/ and ovn/ stand on it and not on each other; tls/ may use cluster/'s API
+ * helpers; service/, cli/ and bin/ compose. No import circle, type-only imports included.
  */
 const app = "^(domain|webhooks|ovn|cluster|tls|service|cli|bin|bench|test)/";
+
+/** [rule, the folder, the folders it may not import, why] */
+const layers = [
+  [
+    "domain-is-the-floor",
+    "domain",
+    "webhooks|ovn|cluster|tls|service|cli|bin|bench|test",
+    "domain/ holds the contract, facts and maths: it imports nothing of the app",
+  ],
+  [
+    "webhooks-decide-only",
+    "webhooks",
+    "ovn|cluster|tls|service|cli|bin",
+    "rules read domain/'s ClusterView and hand intents to an IntentRunner",
+  ],
+  [
+    "cluster-below-the-rules",
+    "cluster",
+    "webhooks|ovn|tls|service|cli|bin",
+    "the view's store and informers know nothing of rules or writers",
+  ],
+  [
+    "ovn-writes-from-the-domain",
+    "ovn",
+    "webhooks|cluster|tls|service|cli|bin",
+    "the OVN writers take their domain from domain/, never from the rule files",
+  ],
+  [
+    "tls-beside-cluster",
+    "tls",
+    "webhooks|ovn|service|cli|bin",
+    "certificates use cluster/'s API helpers and nothing else of the app",
+  ],
+  ["service-composes", "service", "cli|bin", "only bin/, cli/, bench/ and test/ start the service"],
+];
+
 module.exports = {
   forbidden: [
     {
@@ -13,58 +49,26 @@ module.exports = {
       from: {},
       to: { circular: true },
     },
-    {
-      name: "domain-is-the-floor",
+    ...layers.map(([name, folder, not, comment]) => ({
+      name,
       severity: "error",
-      comment: "domain/ holds the contract, facts and maths: it imports nothing of the app.",
-      from: { path: "^domain/" },
-      to: { path: app, pathNot: "^domain/" },
-    },
+      comment,
+      from: { path: `^${folder}/` },
+      to: { path: `^(${not})/` },
+    })),
     {
       name: "domain-does-no-io",
       severity: "error",
-      comment: "domain/ is pure: no Node built-in (fs, net, child_process…), no OVSDB client.",
+      comment:
+        "domain/ is pure: no Node built-in (fs, net, child_process…), no OVSDB client, server or logger.",
       from: { path: "^domain/" },
       to: { dependencyTypes: ["core"] },
     },
     {
-      name: "domain-no-ovsdb",
+      name: "domain-no-io-packages",
       severity: "error",
       from: { path: "^domain/" },
       to: { path: "(^|/)(ovsdb-client|ovsdb-sandbox|fastify|pino)(/|$)" },
-    },
-    {
-      name: "webhooks-decide-only",
-      severity: "error",
-      comment: "Rules read the view through domain/'s ClusterView and hand intents to an IntentRunner.",
-      from: { path: "^webhooks/" },
-      to: { path: "^(ovn|cluster|tls|service|cli|bin)/" },
-    },
-    {
-      name: "cluster-below-the-rules",
-      severity: "error",
-      from: { path: "^cluster/" },
-      to: { path: "^(webhooks|ovn|tls|service|cli|bin)/" },
-    },
-    {
-      name: "ovn-writes-from-the-domain",
-      severity: "error",
-      comment: "The OVN writers take their domain from domain/, never from the rule files.",
-      from: { path: "^ovn/" },
-      to: { path: "^(webhooks|cluster|tls|service|cli|bin)/" },
-    },
-    {
-      name: "tls-beside-cluster",
-      severity: "error",
-      from: { path: "^tls/" },
-      to: { path: "^(webhooks|ovn|service|cli|bin)/" },
-    },
-    {
-      name: "nothing-imports-the-composition",
-      severity: "error",
-      comment: "service/ composes the layers; only bin/, cli/, bench/ and test/ start it.",
-      from: { path: "^(domain|webhooks|ovn|cluster|tls)/" },
-      to: { path: "^(service|cli|bin)/" },
     },
     {
       name: "packages-stand-alone",

@@ -208,6 +208,21 @@ export class PortHandler {
     return row ? ((row.external_ids as Record<string, string>)[PORT_IDS.pod] ?? String(row.name)) : undefined;
   }
 
+  private logWritten(stored: StoredPort, from: "claim" | "stored pod"): void {
+    this.log.info(
+      {
+        event: "port-written",
+        pod: stored.pod,
+        subnet: stored.subnet,
+        ips: stored.ips,
+        uid: stored.uid,
+        resourceVersion: stored.resourceVersion,
+        from,
+      },
+      "logical switch port programmed from the stored pod",
+    );
+  }
+
   private taken(key: string, pod: string): boolean {
     const pendingFor = this.pending.get(key);
     if (pendingFor !== undefined) return pendingFor !== pod;
@@ -495,18 +510,7 @@ export class PortHandler {
           );
         throw err;
       }
-      this.log.info(
-        {
-          event: "port-written",
-          pod: stored.pod,
-          subnet: stored.subnet,
-          ips: stored.ips,
-          uid: stored.uid,
-          resourceVersion: stored.resourceVersion,
-          from: "claim",
-        },
-        "logical switch port programmed from the stored pod",
-      );
+      this.logWritten(stored, "claim");
       return "written";
     }
     if (others.some((p) => p.on)) await this.northbound.transact(NB, unlink(others.filter((p) => p.on)));
@@ -521,18 +525,7 @@ export class PortHandler {
       if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
       throw err;
     }
-    this.log.info(
-      {
-        event: "port-written",
-        pod: stored.pod,
-        subnet: stored.subnet,
-        ips: stored.ips,
-        uid: stored.uid,
-        resourceVersion: stored.resourceVersion,
-        from: "stored pod",
-      },
-      "logical switch port programmed from the stored pod",
-    );
+    this.logWritten(stored, "stored pod");
     return "written";
   }
 

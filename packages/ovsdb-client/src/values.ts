@@ -28,18 +28,6 @@ import type {
   WireValue,
 } from "./protocol.js";
 
-export type {
-  Atom,
-  Row,
-  Value,
-  WireAtom,
-  WireMap,
-  WireNamedUuid,
-  WireSet,
-  WireUuid,
-  WireValue,
-} from "./protocol.js";
-
 export class NamedUuid implements NamedUuidRef {
   constructor(readonly name: string) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
