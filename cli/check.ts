@@ -20,6 +20,7 @@ import { ClusterState } from "../cluster/state.js";
 import { isKind, KIND_RESOURCES, KINDS } from "../domain/kinds.js";
 import { IntentHandlers, type IntentHandler } from "../ovn/intent-runner.js";
 import { PortHandler } from "../ovn/ports.js";
+import { NB } from "../ovn/rows.js";
 import { ConfigError, loadConfig, ruleSettings, type Config } from "../service/config.js";
 import { admit } from "../webhooks/admit.js";
 import type { AdmissionRequest } from "../webhooks/envelope.js";
@@ -403,7 +404,7 @@ export async function runCheck(
     }
     const handlers: Record<string, IntentHandler> = { "port-claim": skipped, "node-subnet": skipped };
     if (config.northboundRemote) {
-      const northbound = new OvsdbClient({ remote: config.northboundRemote, database: "OVN_Northbound" });
+      const northbound = new OvsdbClient({ remote: config.northboundRemote, database: NB });
       cleanup.push(() => northbound.close());
       await northbound.connect({ timeoutMs: 10_000 });
       // Read-only: a monitor of the ports, and claims on dryRun, which write nothing.

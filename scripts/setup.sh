@@ -6,7 +6,7 @@
 #     No service is started by this script (on a systemd host, apt may start
 #     openvswitch-switch itself; the service and tests never use it).
 #   - npm packages: `npm ci` when node_modules is missing or older than package-lock.json.
-#   - with --for-tests (npm test): etcd, kube-apiserver and kube-controller-manager for the
+#   - with --for-tests (npm test): ovn-host (ovn-controller, for the data-plane tests), and etcd, kube-apiserver and kube-controller-manager for the
 #     end-to-end suite, built once by scripts/kube-assets.sh into a cache outside the
 #     repository (about 9 minutes the first time on 2 cores; reused after).
 # Run as root or with sudo available. A warm machine passes through in well under a second.
@@ -20,6 +20,11 @@ command -v ovs-vsctl >/dev/null 2>&1 || missing+=(openvswitch-switch)
 command -v ovn-nbctl >/dev/null 2>&1 || missing+=(ovn-central ovn-common)
 [ -f /usr/share/ovn/ovn-nb.ovsschema ] || missing+=(ovn-common)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The data-plane tests run what a node runs: ovn-controller (and ovs-vswitchd, above) beside ovn-northd.
+if [ "${1:-}" = "--for-tests" ]; then
+  command -v ovn-controller >/dev/null 2>&1 || missing+=(ovn-host)
+  command -v ovs-vswitchd >/dev/null 2>&1 || missing+=(openvswitch-switch)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" openvswitch-common | sort -u | tr '\n' ' ')

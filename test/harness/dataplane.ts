@@ -1,0 +1,276 @@
+/**
+ * The OVN pipeline a node runs, as OVN's own test suite runs it
+ * (tests/ovn-macros.at: sim_add, ovn_attach): a Southbound ovsdb-server and
+ * ovn-northd on a test's Northbound; per simulated node its Open_vSwitch
+ * database (the one the service programs), ovs-vswitchd with the dummy
+ * datapath and ovn-controller. Nothing leaves a process: no kernel module,
+ * no packet on a wire. `plug` does what a CNI does; `ovnTrace` and
+ * `ofprotoTrace` say where a packet goes, logically and on a node.
+ *
+ * Every daemon runs in the test's own directory on unix sockets, and is
+ * killed (and its directory removed) when the test ends or the process exits.
+ */
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { Test } from "tap";
+import { scratchDir, SCHEMAS, startOpenVswitch, startStandalone, type OvsdbServer } from "ovsdb-sandbox";
+import type { SimulatedNode } from "./index.js";
+import { waitFor } from "./wait.js";
+
+const run = promisify(execFile);
+
+/** The daemons a node runs, from Debian's ovn-host and openvswitch-switch. */
+const BINARIES = {
+  northd: "/usr/bin/ovn-northd",
+  controller: "/usr/bin/ovn-controller",
+  vswitchd: "/usr/sbin/ovs-vswitchd",
+  trace: "/usr/bin/ovn-trace",
+  sbctl: "/usr/bin/ovn-sbctl",
+} as const;
+
+export class DataplaneError extends Error {
+  override name = "DataplaneError";
+}
+
+/** What is missing to run the pipeline, named by the package that has it. */
+export function missingDataplaneTools(): string[] {
+  const missing: string[] = [];
+  if (!existsSync(BINARIES.controller)) missing.push("ovn-controller (Debian's ovn-host)");
+  if (!existsSync(BINARIES.northd)) missing.push("ovn-northd (Debian's ovn-central)");
+  if (!existsSync(BINARIES.vswitchd)) missing.push("ovs-vswitchd (Debian's openvswitch-switch)");
+  if (!existsSync(SCHEMAS.southbound)) missing.push(`${SCHEMAS.southbound} (Debian's ovn-common)`);
+  return missing;
+}
+
+const daemons = new Set<ChildProcess>();
+let exitHooked = false;
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on("exit", () => {
+    for (const child of daemons) child.kill("SIGKILL");
+  });
+}
+
+/** Runs a daemon in the foreground as a child (killed with the test process); resolves once it started. */
+function startDaemon(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  logFile: string,
+): { child: ChildProcess; stop(): Promise<void> } {
+  hookExit();
+  const child = spawn(file, ["-vconsole:off", "-vfile:info", `--log-file=${logFile}`, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  daemons.add(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.once("exit", (code, signal) => {
+    daemons.delete(child);
+    if (code && code !== 0)
+      process.emitWarning(
+        `${path.basename(file)} exited ${code}: ${stderr.trim() || `see ${logFile}`}`,
+        "DataplaneWarning",
+      );
+    void signal;
+  });
+  return {
+    child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A simulated node with the daemons a real one runs beside its Open_vSwitch database. */
+export interface DataplaneNode extends SimulatedNode {
+  /** The node's own run directory (OVS_RUNDIR and OVN_RUNDIR): br-int.mgmt and the control sockets. */
+  dir: string;
+  chassis: string;
+  vswitchdControl: string;
+}
+
+export interface Dataplane {
+  southbound: OvsdbServer;
+  nodes: DataplaneNode[];
+  /** ovn-sbctl on the Southbound; its output, trimmed. */
+  sbctl(...args: string[]): Promise<string>;
+  /** Plugs a pod as a CNI does: an interface on br-int whose iface-id is the logical port's name. */
+  plug(node: DataplaneNode, iface: string, port: string, extra?: Record<string, string>): Promise<void>;
+  /** Waits until `port` is bound to `node`'s chassis (and up, where OVN reports it). */
+  bound(port: string, node: DataplaneNode): Promise<void>;
+  /** ovn-trace --minimal of `microflow` entering `datapath`: its output text. */
+  ovnTrace(datapath: string, microflow: string): Promise<string>;
+  /** The logical ports a packet is output to, in order (ovn-trace's `output("...")`). */
+  outputs(datapath: string, microflow: string): Promise<string[]>;
+  /** ofproto/trace on the node's br-int: the tunnel a packet leaves on, if it leaves on one. */
+  tunnelOf(node: DataplaneNode, flow: string): Promise<Tunnel | undefined>;
+}
+
+export interface Tunnel {
+  /** The tunnel interface's name. */
+  name: string;
+  remoteIp: string;
+  /** Set where OVN chose the local end (several encap IPs, OVN ≥ 24.03). */
+  localIp?: string;
+}
+
+/**
+ * The pipeline for one test on the Northbound `northbound`: Southbound and
+ * ovn-northd, and a node per name with `system-id` chassis-<name>,
+ * `ovn-remote` and `ovn-encap-type` set as a node's agent sets them (never
+ * `ovn-encap-ip`: that is the service's, or the test's).
+ */
+export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: string[]): Promise<Dataplane> {
+  const missing = missingDataplaneTools();
+  if (missing.length > 0)
+    throw new DataplaneError(`missing ${missing.join(", ")}: scripts/setup.sh --for-tests installs them`);
+  const dir = scratchDir("ovn-");
+  const stops: Array<() => Promise<void>> = [];
+  t.teardown(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+  const southbound = await startStandalone(SCHEMAS.southbound, { name: "sb", dir, tcp: false });
+  stops.push(() => southbound.stop());
+  const sbctl = async (...args: string[]) =>
+    (await run(BINARIES.sbctl, [`--db=${southbound.unixRemote}`, ...args])).stdout.trim();
+  const northd = startDaemon(
+    BINARIES.northd,
+    [
+      `--ovnnb-db=${northbound.unixRemote}`,
+      `--ovnsb-db=${southbound.unixRemote}`,
+      `--pidfile=${path.join(dir, "northd.pid")}`,
+      `--unixctl=${path.join(dir, "northd.ctl")}`,
+    ],
+    {},
+    path.join(dir, "northd.log"),
+  );
+  stops.push(() => northd.stop());
+
+  const nodes = await Promise.all(
+    names.map(async (name): Promise<DataplaneNode> => {
+      const nodeDir = path.join(dir, name);
+      mkdirSync(nodeDir);
+      const chassis = `chassis-${name}`;
+      const ovs = await startOpenVswitch({
+        dir: nodeDir,
+        tcp: false,
+        externalIds: {
+          "system-id": chassis,
+          hostname: name,
+          "ovn-remote": southbound.unixRemote,
+          "ovn-encap-type": "geneve",
+        },
+      });
+      stops.push(() => ovs.stop());
+      const env = { OVS_RUNDIR: nodeDir, OVN_RUNDIR: nodeDir };
+      const vswitchdControl = path.join(nodeDir, "vswitchd.ctl");
+      const vswitchd = startDaemon(
+        BINARIES.vswitchd,
+        [
+          ovs.unixRemote,
+          "--enable-dummy=override",
+          "--disable-system",
+          `--pidfile=${path.join(nodeDir, "vswitchd.pid")}`,
+          `--unixctl=${vswitchdControl}`,
+        ],
+        env,
+        path.join(nodeDir, "vswitchd.log"),
+      );
+      stops.push(() => vswitchd.stop());
+      // ovn-controller 23.03 has no --unixctl: its control socket goes to OVN_RUNDIR.
+      const controller = startDaemon(
+        BINARIES.controller,
+        [ovs.unixRemote, `--pidfile=${path.join(nodeDir, "controller.pid")}`],
+        env,
+        path.join(nodeDir, "controller.log"),
+      );
+      stops.push(() => controller.stop());
+      return { name, ovs, dir: nodeDir, chassis, vswitchdControl };
+    }),
+  );
+  // ovn-controller makes br-int and registers its chassis once it reaches the Southbound.
+  for (const node of nodes) {
+    await waitFor(`${node.name}'s br-int`, async () =>
+      run("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", "br-exists", "br-int"]).then(
+        () => true,
+        () => false,
+      ),
+    );
+  }
+
+  const vsctlOn = async (node: DataplaneNode, ...args: string[]) =>
+    (await run("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--timeout=10", ...args])).stdout.trim();
+
+  const ovnTrace = async (datapath: string, microflow: string) =>
+    (await run(BINARIES.trace, [`--db=${southbound.unixRemote}`, "--minimal", datapath, microflow])).stdout;
+
+  return {
+    southbound,
+    nodes,
+    sbctl,
+    async plug(node, iface, port, extra = {}) {
+      const ids = Object.entries({ "iface-id": port, ...extra }).map(([k, v]) => `external_ids:${k}=${v}`);
+      await vsctlOn(node, "add-port", "br-int", iface, "--", "set", "Interface", iface, ...ids);
+    },
+    async bound(port, node) {
+      const uuid = await waitFor(
+        `${node.name}'s Chassis row`,
+        async () =>
+          (await sbctl("--bare", "--columns=_uuid", "find", "Chassis", `name=${node.chassis}`)) || undefined,
+      );
+      await waitFor(`${port} bound to ${node.chassis}`, async () => {
+        const chassis = await sbctl(
+          "--bare",
+          "--columns=chassis",
+          "find",
+          "Port_Binding",
+          `logical_port=${port}`,
+        );
+        return chassis === uuid;
+      });
+    },
+    ovnTrace,
+    async outputs(datapath, microflow) {
+      const text = await ovnTrace(datapath, microflow);
+      return [...text.matchAll(/output\("([^"]+)"\)/g)].map((m) => m[1] as string);
+    },
+    async tunnelOf(node, flow) {
+      const { stdout } = await run("ovs-appctl", [
+        "-t",
+        node.vswitchdControl,
+        "ofproto/trace",
+        "br-int",
+        flow,
+      ]);
+      const outputs = [...stdout.matchAll(/output:(\d+)/g)].map((m) => m[1] as string);
+      const last = outputs.at(-1);
+      if (!last) return undefined;
+      const name = await vsctlOn(node, "--bare", "--columns=name", "find", "Interface", `ofport=${last}`);
+      if (!name) return undefined;
+      const type = await vsctlOn(node, "get", "Interface", name, "type");
+      if (!/geneve|vxlan|stt/.test(type)) return undefined;
+      const option = async (key: string) =>
+        (await vsctlOn(node, "--if-exists", "get", "Interface", name, `options:${key}`)).replace(/"/g, "");
+      const localIp = await option("local_ip");
+      return { name, remoteIp: await option("remote_ip"), ...(localIp ? { localIp } : {}) };
+    },
+  };
+}
+
+/** The node's log files, for a failure's message. */
+export function dataplaneLogs(node: DataplaneNode): string {
+  return readdirSync(node.dir)
+    .filter((f) => f.endsWith(".log"))
+    .map((f) => `--- ${f}\n${readFileSync(path.join(node.dir, f), "utf8").split("\n").slice(-20).join("\n")}`)
+    .join("\n");
+}
