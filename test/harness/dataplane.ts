@@ -104,6 +104,8 @@ export interface Dataplane {
   nodes: DataplaneNode[];
   /** ovn-sbctl on the Southbound; its output, trimmed. */
   sbctl(...args: string[]): Promise<string>;
+  /** ovs-vsctl on a node's database (its ovs-vswitchd runs, so it waits for it, at most 10 s). */
+  vsctl(node: DataplaneNode, ...args: string[]): Promise<string>;
   /** Plugs a pod as a CNI does: an interface on br-int whose iface-id is the logical port's name. */
   plug(node: DataplaneNode, iface: string, port: string, extra?: Record<string, string>): Promise<void>;
   /** Waits until `port` is bound to `node`'s chassis (and up, where OVN reports it). */
@@ -218,6 +220,7 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
     southbound,
     nodes,
     sbctl,
+    vsctl: vsctlOn,
     async plug(node, iface, port, extra = {}) {
       const ids = Object.entries({ "iface-id": port, ...extra }).map(([k, v]) => `external_ids:${k}=${v}`);
       await vsctlOn(node, "add-port", "br-int", iface, "--", "set", "Interface", iface, ...ids);

@@ -1,0 +1,113 @@
+/**
+ * Packets, not rows, in the Kube-OVN model: what the service programs from
+ * objects stored by a real kube-apiserver, handed to the real ovn-northd and
+ * to ovn-controller and ovs-vswitchd on two simulated nodes. Pods plugged as
+ * Kube-OVN's CNI plugs them (iface-id `<pod>.<namespace>`) bind to their
+ * nodes' chassis; ovn-trace delivers pod to pod within a subnet and across
+ * subnets through the cluster router; ofproto/trace shows the tunnel to the
+ * peer node; a deleted pod's port is unbound and its address reaches nothing.
+ */
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { op } from "ovsdb-client";
+import t from "tap";
+import { clusterRouterOn, northboundFor } from "../harness/index.js";
+import { dataplaneFor, type DataplaneNode } from "../harness/dataplane.js";
+import { kubeFor } from "../harness/kube.js";
+import { serviceFor } from "../harness/service.js";
+import { waitFor } from "../harness/wait.js";
+
+const NB = "OVN_Northbound";
+
+t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) => {
+  const nb = await northboundFor(t);
+  await clusterRouterOn(t, nb.unixRemote);
+  const dp = await dataplaneFor(t, nb, ["node-1", "node-2"]);
+  const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
+  const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
+  // A node without planes gets its encap IP from its node agent (kube-ovn-daemon): what it would write.
+  for (const node of dp.nodes)
+    await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${internalIp[node.name]}`);
+  const kube = await kubeFor(t);
+  const s = await serviceFor(t, [
+    "--kubeconfig",
+    kube.kubeconfigFile,
+    "--nb-remote",
+    nb.unixRemote,
+    "--lease-namespace",
+    "default",
+    "--node-ovsdb-override",
+    dp.nodes.map((n) => `${n.name}=${n.ovs.unixRemote}`).join(";"),
+  ]);
+  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  for (const node of dp.nodes)
+    await core.createNode({
+      body: {
+        metadata: { name: node.name },
+        status: { addresses: [{ type: "InternalIP", address: internalIp[node.name] as string }] },
+      },
+    });
+  await kube.createSubnet("ovn-default", { cidrBlock: "10.16.0.0/24", gateway: "10.16.0.1", default: true });
+  await kube.createSubnet("db-net", { cidrBlock: "10.17.0.0/24", gateway: "10.17.0.1", namespaces: ["db"] });
+  await waitFor("the view to hold both subnets", () =>
+    Boolean(s.service.view.subnet("ovn-default") && s.service.view.subnet("db-net")),
+  );
+  for (const name of ["shop", "db"]) await core.createNamespace({ body: { metadata: { name } } });
+
+  const pod = (namespace: string, name: string, nodeName: string): V1Pod => ({
+    metadata: { name, namespace },
+    spec: { nodeName, containers: [{ name: "c", image: "i" }] },
+  });
+  const addressOf = async (namespace: string, name: string, node: string) => {
+    const created = await core.createNamespacedPod({ namespace, body: pod(namespace, name, node) });
+    const a = created.metadata?.annotations ?? {};
+    return {
+      ip: a["ovn.kubernetes.io/ip_address"] as string,
+      mac: a["ovn.kubernetes.io/mac_address"] as string,
+    };
+  };
+  const web = await addressOf("shop", "web", "node-1");
+  const api = await addressOf("shop", "api", "node-2");
+  const store = await addressOf("db", "store", "node-2");
+  t.ok(web.ip && api.ip && store.ip, `addressed: ${web.ip} ${api.ip} ${store.ip}`);
+
+  // Plugged as Kube-OVN's CNI plugs a pod, once the service has programmed its port from the stored pod.
+  await dp.plug(node1, "web", "web.shop");
+  await dp.plug(node2, "api", "api.shop");
+  await dp.plug(node2, "store", "store.db");
+  await dp.bound("web.shop", node1);
+  await dp.bound("api.shop", node2);
+  await dp.bound("store.db", node2);
+  t.pass("every pod's port is bound to its node's chassis");
+
+  const flow = (to: { ip: string; mac: string }, dstMac = to.mac) =>
+    `inport == "web.shop" && eth.src == ${web.mac} && eth.dst == ${dstMac} && ip4.src == ${web.ip} && ip4.dst == ${to.ip} && ip.ttl == 64`;
+  t.same(await dp.outputs("ovn-default", flow(api)), ["api.shop"], "one subnet: delivered to the other pod");
+  const physical = `in_port=web,dl_src=${web.mac},dl_dst=${api.mac},ip,nw_src=${web.ip},nw_dst=${api.ip},nw_ttl=64`;
+  const tunnel = await waitFor("node-1's flows to node-2", () => dp.tunnelOf(node1, physical), 20_000).catch(
+    () => undefined,
+  );
+  t.equal(tunnel?.remoteIp, "192.0.2.12", "it leaves node-1 on the tunnel to node-2's encap IP");
+
+  // Across subnets: to the subnet's gateway MAC, routed by the cluster router.
+  const [lrp] = await s.service.northbound.transact(NB, [
+    op.select("Logical_Router_Port", [["name", "==", "ovn-cluster-ovn-default"]], ["mac"]),
+  ]);
+  const routerMac = String(lrp?.rows?.[0]?.mac ?? "");
+  t.ok(routerMac, `the subnet's router port has a MAC (${routerMac})`);
+  t.same(
+    (await dp.outputs("ovn-default", flow(store, routerMac))).at(-1),
+    "store.db",
+    "another subnet: routed by the cluster router to the pod",
+  );
+
+  // Deleted: the port leaves the switch and its chassis, and its address reaches nothing.
+  await core.deleteNamespacedPod({ namespace: "shop", name: "api", gracePeriodSeconds: 0 });
+  await waitFor(
+    "api's binding to go",
+    async () =>
+      (await dp.sbctl("--bare", "--columns=_uuid", "find", "Port_Binding", "logical_port=api.shop")) === "",
+  );
+  t.pass("the deleted pod's port is unbound and gone");
+  t.same(await dp.outputs("ovn-default", flow(api)), [], "its address is delivered nowhere");
+});
