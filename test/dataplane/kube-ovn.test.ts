@@ -7,45 +7,22 @@
  * subnets through the cluster router; ofproto/trace shows the tunnel to the
  * peer node; a deleted pod's port is unbound and its address reaches nothing.
  */
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import type { V1Pod } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import t from "tap";
-import { clusterRouterOn, northboundFor } from "../harness/index.js";
-import { dataplaneFor, type DataplaneNode } from "../harness/dataplane.js";
-import { kubeFor } from "../harness/kube.js";
-import { serviceFor } from "../harness/service.js";
+import type { DataplaneNode } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
+import { dataplaneCluster, ipv4Flow, ipv4Packet } from "./cluster.js";
 
 const NB = "OVN_Northbound";
 
 t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) => {
-  const nb = await northboundFor(t);
-  await clusterRouterOn(t, nb.unixRemote);
-  const dp = await dataplaneFor(t, nb, ["node-1", "node-2"]);
+  const internalIp = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
+  const { dp, kube, core, s } = await dataplaneCluster(t, internalIp, []);
   const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
-  const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
-  // A node without planes gets its encap IP from its node agent (kube-ovn-daemon): what it would write.
-  for (const node of dp.nodes)
-    await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${internalIp[node.name]}`);
-  const kube = await kubeFor(t);
-  const s = await serviceFor(t, [
-    "--kubeconfig",
-    kube.kubeconfigFile,
-    "--nb-remote",
-    nb.unixRemote,
-    "--lease-namespace",
-    "default",
-    "--node-ovsdb-override",
-    dp.nodes.map((n) => `${n.name}=${n.ovs.unixRemote}`).join(";"),
-  ]);
-  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
-  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
-  for (const node of dp.nodes)
+  for (const [name, address] of Object.entries(internalIp))
     await core.createNode({
-      body: {
-        metadata: { name: node.name },
-        status: { addresses: [{ type: "InternalIP", address: internalIp[node.name] as string }] },
-      },
+      body: { metadata: { name }, status: { addresses: [{ type: "InternalIP", address }] } },
     });
   await kube.createSubnet("ovn-default", { cidrBlock: "10.16.0.0/24", gateway: "10.16.0.1", default: true });
   await kube.createSubnet("db-net", { cidrBlock: "10.17.0.0/24", gateway: "10.17.0.1", namespaces: ["db"] });
@@ -80,10 +57,9 @@ t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) =>
   await dp.bound("store.db", node2);
   t.pass("every pod's port is bound to its node's chassis");
 
-  const flow = (to: { ip: string; mac: string }, dstMac = to.mac) =>
-    `inport == "web.shop" && eth.src == ${web.mac} && eth.dst == ${dstMac} && ip4.src == ${web.ip} && ip4.dst == ${to.ip} && ip.ttl == 64`;
+  const flow = (to: { ip: string; mac: string }, dstMac = to.mac) => ipv4Flow("web.shop", web, to, dstMac);
   t.same(await dp.outputs("ovn-default", flow(api)), ["api.shop"], "one subnet: delivered to the other pod");
-  const physical = `in_port=web,dl_src=${web.mac},dl_dst=${api.mac},ip,nw_src=${web.ip},nw_dst=${api.ip},nw_ttl=64`;
+  const physical = ipv4Packet("web", web, api, api.mac);
   const tunnel = await waitFor("node-1's flows to node-2", () => dp.tunnelOf(node1, physical), 20_000).catch(
     () => undefined,
   );

@@ -1,0 +1,68 @@
+/**
+ * A cluster whose network is real down to the packet: a kube-apiserver, the
+ * service with its webhooks registered, and the data-plane harness's nodes
+ * (ovn-northd, and per node ovn-controller and ovs-vswitchd) on the
+ * service's Northbound, each node's database the one the service programs.
+ */
+import { CoreV1Api } from "@kubernetes/client-node";
+import type { Test } from "tap";
+import { clusterRouterOn, northboundFor } from "../harness/index.js";
+import { dataplaneFor, type Dataplane } from "../harness/dataplane.js";
+import { kubeFor, type KubeApi } from "../harness/kube.js";
+import { serviceFor, type TestService } from "../harness/service.js";
+
+export interface DataplaneCluster {
+  dp: Dataplane;
+  kube: KubeApi;
+  core: CoreV1Api;
+  s: TestService;
+}
+
+/**
+ * `nodes` maps a node's name to its InternalIP. A node without planes gets
+ * its encap IP from its node agent (kube-ovn-daemon, ovnkube-node), which is
+ * not the service: the harness writes what the agent would.
+ */
+export async function dataplaneCluster(
+  t: Test,
+  nodes: Record<string, string>,
+  serviceArgs: string[],
+): Promise<DataplaneCluster> {
+  const nb = await northboundFor(t);
+  await clusterRouterOn(t, nb.unixRemote);
+  const dp = await dataplaneFor(t, nb, Object.keys(nodes));
+  for (const node of dp.nodes)
+    await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${nodes[node.name]}`);
+  const kube = await kubeFor(t);
+  const s = await serviceFor(t, [
+    "--kubeconfig",
+    kube.kubeconfigFile,
+    "--nb-remote",
+    nb.unixRemote,
+    "--lease-namespace",
+    "default",
+    "--node-ovsdb-override",
+    dp.nodes.map((n) => `${n.name}=${n.ovs.unixRemote}`).join(";"),
+    ...serviceArgs,
+  ]);
+  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  return { dp, kube, core: kube.kubeConfig.makeApiClient(CoreV1Api), s };
+}
+
+/** ovn-trace's microflow of an IPv4 packet from one port to an address, with the given destination MAC. */
+export const ipv4Flow = (
+  inport: string,
+  from: { ip: string; mac: string },
+  to: { ip: string },
+  dstMac: string,
+): string =>
+  `inport == "${inport}" && eth.src == ${from.mac} && eth.dst == ${dstMac} && ip4.src == ${from.ip} && ip4.dst == ${to.ip} && ip.ttl == 64`;
+
+/** ofproto/trace's flow of the same packet entering br-int on `iface`. */
+export const ipv4Packet = (
+  iface: string,
+  from: { ip: string; mac: string },
+  to: { ip: string },
+  dstMac: string,
+): string =>
+  `in_port=${iface},dl_src=${from.mac},dl_dst=${dstMac},ip,nw_src=${from.ip},nw_dst=${to.ip},nw_ttl=64`;
