@@ -6,8 +6,8 @@
  */
 import { CoreV1Api } from "@kubernetes/client-node";
 import type { Test } from "tap";
-import { clusterRouterOn, northboundFor } from "../harness/index.js";
-import { dataplaneFor, type Dataplane } from "../harness/dataplane.js";
+import { clusterRouterOn, startStandalone } from "../harness/index.js";
+import { BOOKWORM, dataplaneFor, type Dataplane, type OvnBuild } from "../harness/dataplane.js";
 import { kubeFor, type KubeApi } from "../harness/kube.js";
 import { serviceFor, type TestService } from "../harness/service.js";
 
@@ -21,18 +21,25 @@ export interface DataplaneCluster {
 /**
  * `nodes` maps a node's name to its InternalIP. A node without planes gets
  * its encap IP from its node agent (kube-ovn-daemon, ovnkube-node), which is
- * not the service: the harness writes what the agent would.
+ * not the service: the harness writes what the agent would, unless told not
+ * to (nodes whose planes the service programs). `build` is the OVN release the
+ * nodes, ovn-northd and the Northbound's schema come from.
  */
 export async function dataplaneCluster(
   t: Test,
   nodes: Record<string, string>,
   serviceArgs: string[],
+  options: { build?: OvnBuild; agentEncapIp?: boolean } = {},
 ): Promise<DataplaneCluster> {
-  const nb = await northboundFor(t);
+  const build = options.build ?? BOOKWORM;
+  // The Northbound carries the schema of the OVN it is tested with.
+  const nb = await startStandalone(build.schemas.northbound, { name: "nb" });
+  t.teardown(() => nb.stop());
   await clusterRouterOn(t, nb.unixRemote);
-  const dp = await dataplaneFor(t, nb, Object.keys(nodes));
-  for (const node of dp.nodes)
-    await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${nodes[node.name]}`);
+  const dp = await dataplaneFor(t, nb, Object.keys(nodes), build);
+  if (options.agentEncapIp !== false)
+    for (const node of dp.nodes)
+      await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${nodes[node.name]}`);
   const kube = await kubeFor(t);
   const s = await serviceFor(t, [
     "--kubeconfig",

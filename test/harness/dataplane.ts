@@ -12,23 +12,95 @@
  */
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { Test } from "tap";
-import { scratchDir, SCHEMAS, startOpenVswitch, startStandalone, type OvsdbServer } from "ovsdb-sandbox";
+import { scratchDir, SCHEMAS, startStandalone, type OvsdbServer } from "ovsdb-sandbox";
 import type { SimulatedNode } from "./index.js";
 import { waitFor } from "./wait.js";
 
 const run = promisify(execFile);
 
-/** The daemons a node runs, from Debian's ovn-host and openvswitch-switch. */
-const BINARIES = {
-  northd: "/usr/bin/ovn-northd",
-  controller: "/usr/bin/ovn-controller",
-  vswitchd: "/usr/sbin/ovs-vswitchd",
-  trace: "/usr/bin/ovn-trace",
-  sbctl: "/usr/bin/ovn-sbctl",
-} as const;
+/** The programs of the pipeline, and the tools that ask it. */
+type Program =
+  | "ovn-northd"
+  | "ovn-controller"
+  | "ovs-vswitchd"
+  | "ovn-trace"
+  | "ovn-sbctl"
+  | "ovs-vsctl"
+  | "ovs-appctl"
+  | "ovsdb-tool";
+
+/**
+ * One OVN release: where its programs and schemas are. Debian bookworm's is
+ * the machine's own (OVN 23.03, OVS 3.1); trixie's (OVN 25.03, OVS 3.5) runs
+ * from a root laid out by scripts/ovn-trixie.sh, through that root's own
+ * loader and libraries, so nothing of it is installed on the machine.
+ */
+export interface OvnBuild {
+  /** "23.03" or "25.03": what the tests name. */
+  version: string;
+  /** The file to run and the arguments before the program's own. */
+  command(program: Program): [string, string[]];
+  schemas: { northbound: string; southbound: string; openvswitch: string };
+}
+
+const SYSTEM_PATHS: Record<Program, string> = {
+  "ovn-northd": "/usr/bin/ovn-northd",
+  "ovn-controller": "/usr/bin/ovn-controller",
+  "ovs-vswitchd": "/usr/sbin/ovs-vswitchd",
+  "ovn-trace": "/usr/bin/ovn-trace",
+  "ovn-sbctl": "/usr/bin/ovn-sbctl",
+  "ovs-vsctl": "/usr/bin/ovs-vsctl",
+  "ovs-appctl": "/usr/bin/ovs-appctl",
+  "ovsdb-tool": "/usr/bin/ovsdb-tool",
+};
+
+/** The machine's own OVN: Debian bookworm's 23.03. */
+export const BOOKWORM: OvnBuild = {
+  version: "23.03",
+  command: (program) => [SYSTEM_PATHS[program], []],
+  schemas: SCHEMAS,
+};
+
+/** OVN of a Debian trixie root (scripts/ovn-trixie.sh), run through the root's loader. */
+export function trixieBuild(root: string): OvnBuild {
+  // /usr/sbin/ovs-vswitchd is an absolute symlink there, which would resolve to the machine's own.
+  const inRoot: Record<Program, string> = {
+    ...SYSTEM_PATHS,
+    "ovs-vswitchd": "/usr/lib/openvswitch-switch/ovs-vswitchd",
+  };
+  const loader = path.join(root, "usr/lib64/ld-linux-x86-64.so.2");
+  const libraries = [
+    path.join(root, "usr/lib/x86_64-linux-gnu"),
+    path.join(root, "lib/x86_64-linux-gnu"),
+  ].join(":");
+  return {
+    version: "25.03",
+    command: (program) => [loader, ["--library-path", libraries, path.join(root, inRoot[program])]],
+    schemas: {
+      northbound: path.join(root, "usr/share/ovn/ovn-nb.ovsschema"),
+      southbound: path.join(root, "usr/share/ovn/ovn-sb.ovsschema"),
+      openvswitch: path.join(root, "usr/share/openvswitch/vswitch.ovsschema"),
+    },
+  };
+}
+
+/** The trixie root when scripts/ovn-trixie.sh laid one out on this machine (or OVN_TRIXIE_ROOT names one). */
+export function trixieRoot(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const cache =
+    env.OVN_ADMISSION_CACHE ??
+    path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "ovn-admission");
+  const root = env.OVN_TRIXIE_ROOT ?? path.join(cache, "trixie-root");
+  return existsSync(path.join(root, "usr/bin/ovn-controller")) ? root : undefined;
+}
+
+const runIn = (build: OvnBuild, program: Program, args: string[], env: Record<string, string> = {}) => {
+  const [file, prefix] = build.command(program);
+  return run(file, [...prefix, ...args], { env: { ...process.env, ...env } });
+};
 
 export class DataplaneError extends Error {
   override name = "DataplaneError";
@@ -37,9 +109,9 @@ export class DataplaneError extends Error {
 /** What is missing to run the pipeline, named by the package that has it. */
 export function missingDataplaneTools(): string[] {
   const missing: string[] = [];
-  if (!existsSync(BINARIES.controller)) missing.push("ovn-controller (Debian's ovn-host)");
-  if (!existsSync(BINARIES.northd)) missing.push("ovn-northd (Debian's ovn-central)");
-  if (!existsSync(BINARIES.vswitchd)) missing.push("ovs-vswitchd (Debian's openvswitch-switch)");
+  if (!existsSync(SYSTEM_PATHS["ovn-controller"])) missing.push("ovn-controller (Debian's ovn-host)");
+  if (!existsSync(SYSTEM_PATHS["ovn-northd"])) missing.push("ovn-northd (Debian's ovn-central)");
+  if (!existsSync(SYSTEM_PATHS["ovs-vswitchd"])) missing.push("ovs-vswitchd (Debian's openvswitch-switch)");
   if (!existsSync(SCHEMAS.southbound)) missing.push(`${SCHEMAS.southbound} (Debian's ovn-common)`);
   return missing;
 }
@@ -56,13 +128,13 @@ function hookExit(): void {
 
 /** Runs a daemon in the foreground as a child (killed with the test process); resolves once it started. */
 function startDaemon(
-  file: string,
+  [file, prefix]: [string, string[]],
   args: string[],
   env: Record<string, string>,
   logFile: string,
 ): { child: ChildProcess; stop(): Promise<void> } {
   hookExit();
-  const child = spawn(file, ["-vconsole:off", "-vfile:info", `--log-file=${logFile}`, ...args], {
+  const child = spawn(file, [...prefix, "-vconsole:off", "-vfile:info", `--log-file=${logFile}`, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env },
   });
@@ -74,7 +146,7 @@ function startDaemon(
     daemons.delete(child);
     if (code && code !== 0)
       process.emitWarning(
-        `${path.basename(file)} exited ${code}: ${stderr.trim() || `see ${logFile}`}`,
+        `${path.basename(prefix.at(-1) ?? file)} exited ${code}: ${stderr.trim() || `see ${logFile}`}`,
         "DataplaneWarning",
       );
     void signal;
@@ -100,6 +172,7 @@ export interface DataplaneNode extends SimulatedNode {
 }
 
 export interface Dataplane {
+  build: OvnBuild;
   southbound: OvsdbServer;
   nodes: DataplaneNode[];
   /** ovn-sbctl on the Southbound; its output, trimmed. */
@@ -132,8 +205,13 @@ export interface Tunnel {
  * `ovn-remote` and `ovn-encap-type` set as a node's agent sets them (never
  * `ovn-encap-ip`: that is the service's, or the test's).
  */
-export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: string[]): Promise<Dataplane> {
-  const missing = missingDataplaneTools();
+export async function dataplaneFor(
+  t: Test,
+  northbound: OvsdbServer,
+  names: string[],
+  build: OvnBuild = BOOKWORM,
+): Promise<Dataplane> {
+  const missing = build === BOOKWORM ? missingDataplaneTools() : [];
   if (missing.length > 0)
     throw new DataplaneError(`missing ${missing.join(", ")}: scripts/setup.sh --for-tests installs them`);
   const dir = scratchDir("ovn-");
@@ -141,12 +219,12 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
   t.teardown(async () => {
     for (const stop of stops.reverse()) await stop();
   });
-  const southbound = await startStandalone(SCHEMAS.southbound, { name: "sb", dir, tcp: false });
+  const southbound = await startStandalone(build.schemas.southbound, { name: "sb", dir, tcp: false });
   stops.push(() => southbound.stop());
   const sbctl = async (...args: string[]) =>
-    (await run(BINARIES.sbctl, [`--db=${southbound.unixRemote}`, ...args])).stdout.trim();
+    (await runIn(build, "ovn-sbctl", [`--db=${southbound.unixRemote}`, ...args])).stdout.trim();
   const northd = startDaemon(
-    BINARIES.northd,
+    build.command("ovn-northd"),
     [
       `--ovnnb-db=${northbound.unixRemote}`,
       `--ovnsb-db=${southbound.unixRemote}`,
@@ -163,21 +241,35 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
       const nodeDir = path.join(dir, name);
       mkdirSync(nodeDir);
       const chassis = `chassis-${name}`;
-      const ovs = await startOpenVswitch({
+      // The node's database on its release's schema, initialised as `ovs-vsctl init` does.
+      const ovs = await startStandalone(build.schemas.openvswitch, {
+        name: "conf",
         dir: nodeDir,
         tcp: false,
-        externalIds: {
-          "system-id": chassis,
-          hostname: name,
-          "ovn-remote": southbound.unixRemote,
-          "ovn-encap-type": "geneve",
-        },
       });
+      const ids = {
+        "system-id": chassis,
+        hostname: name,
+        "ovn-remote": southbound.unixRemote,
+        "ovn-encap-type": "geneve",
+      };
+      await runIn(build, "ovs-vsctl", [
+        `--db=${ovs.unixRemote}`,
+        "--no-wait",
+        "init",
+        ...Object.entries(ids).flatMap(([k, v]) => [
+          "--",
+          "set",
+          "Open_vSwitch",
+          ".",
+          `external_ids:${k}=${v}`,
+        ]),
+      ]);
       stops.push(() => ovs.stop());
       const env = { OVS_RUNDIR: nodeDir, OVN_RUNDIR: nodeDir };
       const vswitchdControl = path.join(nodeDir, "vswitchd.ctl");
       const vswitchd = startDaemon(
-        BINARIES.vswitchd,
+        build.command("ovs-vswitchd"),
         [
           ovs.unixRemote,
           "--enable-dummy=override",
@@ -191,7 +283,7 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
       stops.push(() => vswitchd.stop());
       // ovn-controller 23.03 has no --unixctl: its control socket goes to OVN_RUNDIR.
       const controller = startDaemon(
-        BINARIES.controller,
+        build.command("ovn-controller"),
         [ovs.unixRemote, `--pidfile=${path.join(nodeDir, "controller.pid")}`],
         env,
         path.join(nodeDir, "controller.log"),
@@ -203,7 +295,7 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
   // ovn-controller makes br-int and registers its chassis once it reaches the Southbound.
   for (const node of nodes) {
     await waitFor(`${node.name}'s br-int`, async () =>
-      run("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", "br-exists", "br-int"]).then(
+      runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", "br-exists", "br-int"]).then(
         () => true,
         () => false,
       ),
@@ -211,12 +303,14 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
   }
 
   const vsctlOn = async (node: DataplaneNode, ...args: string[]) =>
-    (await run("ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--timeout=10", ...args])).stdout.trim();
+    (await runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--timeout=10", ...args])).stdout.trim();
 
   const ovnTrace = async (datapath: string, microflow: string) =>
-    (await run(BINARIES.trace, [`--db=${southbound.unixRemote}`, "--minimal", datapath, microflow])).stdout;
+    (await runIn(build, "ovn-trace", [`--db=${southbound.unixRemote}`, "--minimal", datapath, microflow]))
+      .stdout;
 
   return {
+    build,
     southbound,
     nodes,
     sbctl,
@@ -248,7 +342,7 @@ export async function dataplaneFor(t: Test, northbound: OvsdbServer, names: stri
       return [...text.matchAll(/output\("([^"]+)"\)/g)].map((m) => m[1] as string);
     },
     async tunnelOf(node, flow) {
-      const { stdout } = await run("ovs-appctl", [
+      const { stdout } = await runIn(build, "ovs-appctl", [
         "-t",
         node.vswitchdControl,
         "ofproto/trace",
