@@ -172,6 +172,8 @@ export interface DataplaneNode extends SimulatedNode {
 }
 
 export interface Dataplane {
+  /** Stops every daemon and database of the pipeline (not the Northbound it was given). */
+  stop(): Promise<void>;
   build: OvnBuild;
   southbound: OvsdbServer;
   nodes: DataplaneNode[];
@@ -211,97 +213,115 @@ export async function dataplaneFor(
   names: string[],
   build: OvnBuild = BOOKWORM,
 ): Promise<Dataplane> {
+  const dp = await startDataplane(northbound, names, build);
+  t.teardown(() => dp.stop());
+  return dp;
+}
+
+/** The same, stopped by the caller (benchmarks). */
+export async function startDataplane(
+  northbound: OvsdbServer,
+  names: string[],
+  build: OvnBuild = BOOKWORM,
+): Promise<Dataplane> {
   const missing = build === BOOKWORM ? missingDataplaneTools() : [];
   if (missing.length > 0)
     throw new DataplaneError(`missing ${missing.join(", ")}: scripts/setup.sh --for-tests installs them`);
   const dir = scratchDir("ovn-");
   const stops: Array<() => Promise<void>> = [];
-  t.teardown(async () => {
-    for (const stop of stops.reverse()) await stop();
-  });
+  const stop = async () => {
+    for (const step of stops.reverse()) await step();
+    stops.length = 0;
+  };
   const southbound = await startStandalone(build.schemas.southbound, { name: "sb", dir, tcp: false });
   stops.push(() => southbound.stop());
   const sbctl = async (...args: string[]) =>
     (await runIn(build, "ovn-sbctl", [`--db=${southbound.unixRemote}`, ...args])).stdout.trim();
-  const northd = startDaemon(
-    build.command("ovn-northd"),
-    [
-      `--ovnnb-db=${northbound.unixRemote}`,
-      `--ovnsb-db=${southbound.unixRemote}`,
-      `--pidfile=${path.join(dir, "northd.pid")}`,
-      `--unixctl=${path.join(dir, "northd.ctl")}`,
-    ],
-    {},
-    path.join(dir, "northd.log"),
-  );
-  stops.push(() => northd.stop());
-
-  const nodes = await Promise.all(
-    names.map(async (name): Promise<DataplaneNode> => {
-      const nodeDir = path.join(dir, name);
-      mkdirSync(nodeDir);
-      const chassis = `chassis-${name}`;
-      // The node's database on its release's schema, initialised as `ovs-vsctl init` does.
-      const ovs = await startStandalone(build.schemas.openvswitch, {
-        name: "conf",
-        dir: nodeDir,
-        tcp: false,
-      });
-      const ids = {
-        "system-id": chassis,
-        hostname: name,
-        "ovn-remote": southbound.unixRemote,
-        "ovn-encap-type": "geneve",
-      };
-      await runIn(build, "ovs-vsctl", [
-        `--db=${ovs.unixRemote}`,
-        "--no-wait",
-        "init",
-        ...Object.entries(ids).flatMap(([k, v]) => [
-          "--",
-          "set",
-          "Open_vSwitch",
-          ".",
-          `external_ids:${k}=${v}`,
-        ]),
-      ]);
-      stops.push(() => ovs.stop());
-      const env = { OVS_RUNDIR: nodeDir, OVN_RUNDIR: nodeDir };
-      const vswitchdControl = path.join(nodeDir, "vswitchd.ctl");
-      const vswitchd = startDaemon(
-        build.command("ovs-vswitchd"),
-        [
-          ovs.unixRemote,
-          "--enable-dummy=override",
-          "--disable-system",
-          `--pidfile=${path.join(nodeDir, "vswitchd.pid")}`,
-          `--unixctl=${vswitchdControl}`,
-        ],
-        env,
-        path.join(nodeDir, "vswitchd.log"),
-      );
-      stops.push(() => vswitchd.stop());
-      // ovn-controller 23.03 has no --unixctl: its control socket goes to OVN_RUNDIR.
-      const controller = startDaemon(
-        build.command("ovn-controller"),
-        [ovs.unixRemote, `--pidfile=${path.join(nodeDir, "controller.pid")}`],
-        env,
-        path.join(nodeDir, "controller.log"),
-      );
-      stops.push(() => controller.stop());
-      return { name, ovs, dir: nodeDir, chassis, vswitchdControl };
-    }),
-  );
-  // ovn-controller makes br-int and registers its chassis once it reaches the Southbound.
-  for (const node of nodes) {
-    await waitFor(`${node.name}'s br-int`, async () =>
-      runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", "br-exists", "br-int"]).then(
-        () => true,
-        () => false,
-      ),
+  let nodes: DataplaneNode[];
+  try {
+    const northd = startDaemon(
+      build.command("ovn-northd"),
+      [
+        `--ovnnb-db=${northbound.unixRemote}`,
+        `--ovnsb-db=${southbound.unixRemote}`,
+        `--pidfile=${path.join(dir, "northd.pid")}`,
+        `--unixctl=${path.join(dir, "northd.ctl")}`,
+      ],
+      {},
+      path.join(dir, "northd.log"),
     );
-  }
+    stops.push(() => northd.stop());
 
+    nodes = await Promise.all(
+      names.map(async (name): Promise<DataplaneNode> => {
+        const nodeDir = path.join(dir, name);
+        mkdirSync(nodeDir);
+        const chassis = `chassis-${name}`;
+        // The node's database on its release's schema, initialised as `ovs-vsctl init` does.
+        const ovs = await startStandalone(build.schemas.openvswitch, {
+          name: "conf",
+          dir: nodeDir,
+          tcp: false,
+        });
+        const ids = {
+          "system-id": chassis,
+          hostname: name,
+          "ovn-remote": southbound.unixRemote,
+          "ovn-encap-type": "geneve",
+        };
+        await runIn(build, "ovs-vsctl", [
+          `--db=${ovs.unixRemote}`,
+          "--no-wait",
+          "init",
+          ...Object.entries(ids).flatMap(([k, v]) => [
+            "--",
+            "set",
+            "Open_vSwitch",
+            ".",
+            `external_ids:${k}=${v}`,
+          ]),
+        ]);
+        stops.push(() => ovs.stop());
+        const env = { OVS_RUNDIR: nodeDir, OVN_RUNDIR: nodeDir };
+        const vswitchdControl = path.join(nodeDir, "vswitchd.ctl");
+        const vswitchd = startDaemon(
+          build.command("ovs-vswitchd"),
+          [
+            ovs.unixRemote,
+            "--enable-dummy=override",
+            "--disable-system",
+            `--pidfile=${path.join(nodeDir, "vswitchd.pid")}`,
+            `--unixctl=${vswitchdControl}`,
+          ],
+          env,
+          path.join(nodeDir, "vswitchd.log"),
+        );
+        stops.push(() => vswitchd.stop());
+        // ovn-controller 23.03 has no --unixctl: its control socket goes to OVN_RUNDIR.
+        const controller = startDaemon(
+          build.command("ovn-controller"),
+          [ovs.unixRemote, `--pidfile=${path.join(nodeDir, "controller.pid")}`],
+          env,
+          path.join(nodeDir, "controller.log"),
+        );
+        stops.push(() => controller.stop());
+        return { name, ovs, dir: nodeDir, chassis, vswitchdControl };
+      }),
+    );
+    // ovn-controller makes br-int and registers its chassis once it reaches the Southbound.
+    for (const node of nodes) {
+      await waitFor(`${node.name}'s br-int`, async () =>
+        runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--no-wait", "br-exists", "br-int"]).then(
+          () => true,
+          () => false,
+        ),
+      );
+    }
+  } catch (err) {
+    // Half a pipeline is no pipeline: what started is stopped.
+    await stop();
+    throw err;
+  }
   const vsctlOn = async (node: DataplaneNode, ...args: string[]) =>
     (await runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--timeout=10", ...args])).stdout.trim();
 
@@ -310,6 +330,7 @@ export async function dataplaneFor(
       .stdout;
 
   return {
+    stop,
     build,
     southbound,
     nodes,
