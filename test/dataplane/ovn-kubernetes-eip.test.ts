@@ -1,0 +1,81 @@
+/**
+ * Seed 003's EIP in seed 002's model, distributed: the NAT row names the
+ * pod's port as that model names it (`<namespace>_<pod>`) with its MAC, so a
+ * packet from the external network to the EIP reaches the pod.
+ */
+import t from "tap";
+import type { DataplaneNode } from "../harness/dataplane.js";
+import { SEED_GATEWAY } from "../fixtures/index.js";
+import { waitFor } from "../harness/wait.js";
+import { dataplaneCluster, ipv4Flow } from "./cluster.js";
+
+const EIP = "172.56.0.233";
+
+t.test("a distributed EIP reaches its <namespace>_<pod> port", async (t) => {
+  const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
+  const { dp, core, s } = await dataplaneCluster(t, internalIp, [
+    "--network-model",
+    "ovn-kubernetes",
+    "--cluster-ip-subnet",
+    "192.168.0.0/16",
+    "--node-subnet-prefix",
+    "24",
+  ]);
+  const node2 = dp.nodes[1] as DataplaneNode;
+  for (const [name, address] of Object.entries(internalIp))
+    await waitFor(`${name} registered with a subnet`, async () => {
+      const made = await core
+        .createNode({
+          body: { metadata: { name }, status: { addresses: [{ type: "InternalIP", address }] } },
+        })
+        .catch(() => undefined);
+      return made?.metadata?.annotations?.ovn_host_subnet ? made : undefined;
+    });
+  await core.createNamespacedConfigMap({
+    namespace: "kube-system",
+    body: {
+      metadata: { name: "ovn-external-gw-config", namespace: "kube-system" },
+      data: { ...SEED_GATEWAY, type: "distributed", "external-gw-nodes": "node-1" },
+    },
+  });
+  await waitFor("the view to hold the gateway and the nodes' subnets", () =>
+    Boolean(s.service.view.gatewayConfig() && s.service.view.node("node-2")?.annotations.ovn_host_subnet),
+  );
+  await core.createNamespace({ body: { metadata: { name: "shop" } } });
+  const pod = await core.createNamespacedPod({
+    namespace: "shop",
+    body: {
+      metadata: { name: "web", annotations: { "ovn.kubernetes.io/eip": EIP } },
+      spec: { nodeName: "node-2", containers: [{ name: "c", image: "i" }] },
+    },
+  });
+  const ovn = JSON.parse(pod.metadata?.annotations?.ovn ?? "{}") as {
+    ip_address?: string;
+    mac_address?: string;
+  };
+  const mac = ovn.mac_address as string;
+  await dp.plug(node2, "web", "shop_web", {
+    attached_mac: mac,
+    ip_address: (ovn.ip_address ?? "").split("/")[0] as string,
+  });
+  await dp.bound("shop_web", node2);
+  const fromOutside = { ip: "172.56.0.1", mac: "0a:00:00:00:00:01" };
+  const inbound = await waitFor("the EIP to reach the pod", async () => {
+    const outputs = await dp.outputs(
+      "external",
+      ipv4Flow("localnet.external", fromOutside, { ip: EIP }, SEED_GATEWAY["nic-mac"] as string),
+    );
+    return outputs.at(-1) === "shop_web" ? outputs : undefined;
+  }).catch(() => undefined);
+  t.equal(inbound?.at(-1), "shop_web", "a packet from the external network to the EIP reaches shop_web");
+  // Distributed: the pod's own chassis answers ARP for the EIP with the pod's MAC, named by its port.
+  const arp = await dp.ovnTrace(
+    "external",
+    `inport == "localnet.external" && eth.src == 0a:00:00:00:00:01 && eth.dst == ff:ff:ff:ff:ff:ff && arp.op == 1 && arp.sha == 0a:00:00:00:00:01 && arp.spa == 172.56.0.1 && arp.tha == 00:00:00:00:00:00 && arp.tpa == ${EIP}`,
+  );
+  t.match(
+    arp,
+    new RegExp(`eth\\.src = ${mac}[\\s\\S]*arp\\.op = 2`),
+    "the EIP's ARP is answered with the pod's MAC: its NAT names shop_web",
+  );
+});
