@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import t from "tap";
 import { northboundFor } from "./harness/index.js";
-import { dataplaneFor, dataplaneLogs } from "./harness/dataplane.js";
+import { CONVERGE_MS, dataplaneFor, dataplaneLogs } from "./harness/dataplane.js";
 import { waitFor } from "./harness/wait.js";
 
 const run = promisify(execFile);
@@ -50,7 +50,7 @@ t.test("two nodes: bound ports, a logical delivery, the tunnel to the peer", asy
   t.same(await dp.outputs("sw0", microflow), ["p2"], "ovn-trace: delivered to the other pod's port");
   const flow =
     "in_port=veth1,dl_src=0a:58:0a:00:00:01,dl_dst=0a:58:0a:00:00:02,ip,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_ttl=64";
-  const tunnel = await waitFor("node1's flows to node2", () => dp.tunnelOf(node1, flow), 20_000).catch(
+  const tunnel = await waitFor("node1's flows to node2", () => dp.tunnelOf(node1, flow), CONVERGE_MS).catch(
     () => undefined,
   );
   t.equal(

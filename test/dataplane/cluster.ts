@@ -4,7 +4,8 @@
  * (ovn-northd, and per node ovn-controller and ovs-vswitchd) on the
  * service's Northbound, each node's database the one the service programs.
  */
-import { CoreV1Api } from "@kubernetes/client-node";
+import { CoreV1Api, type V1Node } from "@kubernetes/client-node";
+import { waitFor } from "../harness/wait.js";
 import type { Test } from "tap";
 import { clusterRouterOn, startStandalone } from "../harness/index.js";
 import { BOOKWORM, dataplaneFor, type Dataplane, type OvnBuild } from "../harness/dataplane.js";
@@ -54,6 +55,39 @@ export async function dataplaneCluster(
   ]);
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
   return { dp, kube, core: kube.kubeConfig.makeApiClient(CoreV1Api), s };
+}
+
+/** Seed 002's model, as the e2e tests run it: node subnets of 192.168.0.0/16, a /24 each. */
+export const OVN_KUBERNETES = [
+  "--network-model",
+  "ovn-kubernetes",
+  "--cluster-ip-subnet",
+  "192.168.0.0/16",
+  "--node-subnet-prefix",
+  "24",
+];
+
+/** Registers each node as a kubelet does (its InternalIP), once the node webhook answers; the created Nodes. */
+export async function registerNodes(
+  core: CoreV1Api,
+  nodes: Record<string, string>,
+  annotations: Record<string, Record<string, string>> = {},
+): Promise<V1Node[]> {
+  const created: V1Node[] = [];
+  for (const [name, address] of Object.entries(nodes))
+    created.push(
+      await waitFor(`node ${name} registered`, () =>
+        core
+          .createNode({
+            body: {
+              metadata: { name, annotations: annotations[name] ?? {} },
+              status: { addresses: [{ type: "InternalIP", address }] },
+            },
+          })
+          .catch(() => undefined),
+      ),
+    );
+  return created;
 }
 
 /** ovn-trace's microflow of an IPv4 packet from one port to an address, with the given destination MAC. */

@@ -12,7 +12,7 @@ import { op } from "ovsdb-client";
 import type { DataplaneNode } from "../harness/dataplane.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
 
 const EIP = "172.56.0.233";
 const SNAT = "172.56.0.200";
@@ -23,10 +23,7 @@ t.test(
     const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
     const { dp, kube, core, s } = await dataplaneCluster(t, internalIp, []);
     const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
-    for (const [name, address] of Object.entries(internalIp))
-      await core.createNode({
-        body: { metadata: { name }, status: { addresses: [{ type: "InternalIP", address }] } },
-      });
+    await registerNodes(core, internalIp);
     await kube.createSubnet("ovn-default", {
       cidrBlock: "10.16.0.0/24",
       gateway: "10.16.0.1",

@@ -10,9 +10,9 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import t from "tap";
-import type { DataplaneNode } from "../harness/dataplane.js";
+import { CONVERGE_MS, type DataplaneNode } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, ipv4Packet } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ipv4Packet, registerNodes } from "./cluster.js";
 
 const NB = "OVN_Northbound";
 
@@ -20,10 +20,7 @@ t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) =>
   const internalIp = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
   const { dp, kube, core, s } = await dataplaneCluster(t, internalIp, []);
   const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
-  for (const [name, address] of Object.entries(internalIp))
-    await core.createNode({
-      body: { metadata: { name }, status: { addresses: [{ type: "InternalIP", address }] } },
-    });
+  await registerNodes(core, internalIp);
   await kube.createSubnet("ovn-default", { cidrBlock: "10.16.0.0/24", gateway: "10.16.0.1", default: true });
   await kube.createSubnet("db-net", { cidrBlock: "10.17.0.0/24", gateway: "10.17.0.1", namespaces: ["db"] });
   await waitFor("the view to hold both subnets", () =>
@@ -60,9 +57,11 @@ t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) =>
   const flow = (to: { ip: string; mac: string }, dstMac = to.mac) => ipv4Flow("web.shop", web, to, dstMac);
   t.same(await dp.outputs("ovn-default", flow(api)), ["api.shop"], "one subnet: delivered to the other pod");
   const physical = ipv4Packet("web", web, api, api.mac);
-  const tunnel = await waitFor("node-1's flows to node-2", () => dp.tunnelOf(node1, physical), 20_000).catch(
-    () => undefined,
-  );
+  const tunnel = await waitFor(
+    "node-1's flows to node-2",
+    () => dp.tunnelOf(node1, physical),
+    CONVERGE_MS,
+  ).catch(() => undefined);
   t.equal(tunnel?.remoteIp, "192.0.2.12", "it leaves node-1 on the tunnel to node-2's encap IP");
 
   // Across subnets: to the subnet's gateway MAC, routed by the cluster router.

@@ -7,30 +7,15 @@ import t from "tap";
 import type { DataplaneNode } from "../harness/dataplane.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, OVN_KUBERNETES, registerNodes } from "./cluster.js";
 
 const EIP = "172.56.0.233";
 
 t.test("a distributed EIP reaches its <namespace>_<pod> port", async (t) => {
   const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
-  const { dp, core, s } = await dataplaneCluster(t, internalIp, [
-    "--network-model",
-    "ovn-kubernetes",
-    "--cluster-ip-subnet",
-    "192.168.0.0/16",
-    "--node-subnet-prefix",
-    "24",
-  ]);
+  const { dp, core, s } = await dataplaneCluster(t, internalIp, OVN_KUBERNETES);
   const node2 = dp.nodes[1] as DataplaneNode;
-  for (const [name, address] of Object.entries(internalIp))
-    await waitFor(`${name} registered with a subnet`, async () => {
-      const made = await core
-        .createNode({
-          body: { metadata: { name }, status: { addresses: [{ type: "InternalIP", address }] } },
-        })
-        .catch(() => undefined);
-      return made?.metadata?.annotations?.ovn_host_subnet ? made : undefined;
-    });
+  await registerNodes(core, internalIp);
   await core.createNamespacedConfigMap({
     namespace: "kube-system",
     body: {

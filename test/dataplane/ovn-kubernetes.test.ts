@@ -7,42 +7,23 @@
  */
 import t from "tap";
 import { op } from "ovsdb-client";
-import type { DataplaneNode } from "../harness/dataplane.js";
+import { CONVERGE_MS, type DataplaneNode } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, ipv4Packet } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ipv4Packet, OVN_KUBERNETES, registerNodes } from "./cluster.js";
 
 const NB = "OVN_Northbound";
 
 t.test("pods on two nodes' switches reach each other through the cluster router", async (t) => {
   const internalIp: Record<string, string> = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
-  const { dp, core, s } = await dataplaneCluster(t, internalIp, [
-    "--network-model",
-    "ovn-kubernetes",
-    "--cluster-ip-subnet",
-    "192.168.0.0/16",
-    "--node-subnet-prefix",
-    "24",
-  ]);
+  const { dp, core, s } = await dataplaneCluster(t, internalIp, OVN_KUBERNETES);
   const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
   const routerMacs: Record<string, string> = {};
-  for (const node of dp.nodes) {
-    const created = await waitFor(`${node.name} registered with a subnet`, async () => {
-      const made = await core
-        .createNode({
-          body: {
-            metadata: { name: node.name },
-            status: {
-              addresses: [{ type: "InternalIP", address: internalIp[node.name] as string }],
-            },
-          },
-        })
-        .catch(() => undefined);
-      return made?.metadata?.annotations?.ovn_host_subnet ? made : undefined;
-    });
+  for (const created of await registerNodes(core, internalIp))
     t.ok(
       created.metadata?.annotations?.ovn_host_subnet,
-      `${node.name}: ${created.metadata?.annotations?.ovn_host_subnet}`,
+      `${created.metadata?.name}: ${created.metadata?.annotations?.ovn_host_subnet}`,
     );
+  for (const node of dp.nodes) {
     routerMacs[node.name] = await waitFor(`${node.name}'s switch on the cluster router`, async () => {
       const [lrp] = await s.service.northbound.transact(NB, [
         op.select("Logical_Router_Port", [["name", "==", `ovn-cluster-${node.name}`]], ["mac"]),
@@ -81,7 +62,7 @@ t.test("pods on two nodes' switches reach each other through the cluster router"
   const tunnel = await waitFor(
     "node-1's flows to node-2",
     () => dp.tunnelOf(node1, ipv4Packet("web", web, api, routerMacs["node-1"] as string)),
-    20_000,
+    CONVERGE_MS,
   ).catch(() => undefined);
   t.equal(tunnel?.remoteIp, "192.0.2.12", "it leaves node-1 on the tunnel to node-2");
 });

@@ -12,13 +12,14 @@ import t from "tap";
 import type { V1Pod } from "@kubernetes/client-node";
 import {
   BOOKWORM,
+  CONVERGE_MS,
   trixieBuild,
   trixieRoot,
   type DataplaneNode,
   type OvnBuild,
 } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Packet } from "./cluster.js";
+import { dataplaneCluster, ipv4Packet, registerNodes } from "./cluster.js";
 
 const NODES = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
 const STORAGE = { "node-1": "198.51.100.11", "node-2": "198.51.100.12" };
@@ -34,20 +35,16 @@ for (const build of builds) {
   t.test(`OVN ${build.version}: a plane pod's packet leaves on the plane's tunnel`, async (t) => {
     const { dp, kube, core, s } = await dataplaneCluster(t, NODES, [], { build, agentEncapIp: false });
     const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
-    for (const [name, address] of Object.entries(NODES))
-      await core.createNode({
-        body: {
-          metadata: {
-            name,
-            annotations: {
-              "ovn.kubernetes.io/node_networks": JSON.stringify({
-                storage: STORAGE[name as keyof typeof STORAGE],
-              }),
-            },
-          },
-          status: { addresses: [{ type: "InternalIP", address }] },
-        },
-      });
+    await registerNodes(
+      core,
+      NODES,
+      Object.fromEntries(
+        Object.entries(STORAGE).map(([name, ip]) => [
+          name,
+          { "ovn.kubernetes.io/node_networks": JSON.stringify({ storage: ip }) },
+        ]),
+      ),
+    );
     await kube.createSubnet("ovn-default", {
       cidrBlock: "10.16.0.0/24",
       gateway: "10.16.0.1",
@@ -98,6 +95,7 @@ for (const build of builds) {
         async () =>
           (await dp.vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip")) ===
           `"${ip}"`,
+        CONVERGE_MS,
       );
     t.pass("their interfaces carry it (external_ids:encap-ip)");
 
@@ -105,7 +103,7 @@ for (const build of builds) {
       waitFor(
         `${iface}'s flows to node-2`,
         () => dp.tunnelOf(node1, ipv4Packet(iface, from, to, to.mac)),
-        20_000,
+        CONVERGE_MS,
       );
     const storage = await tunnelFrom("s1", s1, s2);
     const plain = await tunnelFrom("p1", p1, p2);
@@ -128,7 +126,11 @@ for (const build of builds) {
     node.metadata!.annotations!["ovn.kubernetes.io/node_networks"] = "{}";
     await core.replaceNode({ name: "node-2", body: node });
     const encaps = () => dp.sbctl("--bare", "--columns=ip", "find", "Encap", `chassis_name=${node2.chassis}`);
-    await waitFor("node-2's storage Encap to go", async () => !(await encaps()).includes(STORAGE["node-2"]));
+    await waitFor(
+      "node-2's storage Encap to go",
+      async () => !(await encaps()).includes(STORAGE["node-2"]),
+      CONVERGE_MS,
+    );
     t.same(
       (await encaps()).split(/\s+/).filter(Boolean),
       [NODES["node-2"]],

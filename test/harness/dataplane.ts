@@ -102,6 +102,9 @@ const runIn = (build: OvnBuild, program: Program, args: string[], env: Record<st
   return run(file, [...prefix, ...args], { env: { ...process.env, ...env } });
 };
 
+/** How long the pipeline is given to converge (a loaded 2-core CI machine runs two such clusters at once). */
+export const CONVERGE_MS = 30_000;
+
 export class DataplaneError extends Error {
   override name = "DataplaneError";
 }
@@ -345,17 +348,22 @@ export async function startDataplane(
         `${node.name}'s Chassis row`,
         async () =>
           (await sbctl("--bare", "--columns=_uuid", "find", "Chassis", `name=${node.chassis}`)) || undefined,
+        CONVERGE_MS,
       );
-      await waitFor(`${port} bound to ${node.chassis}`, async () => {
-        const chassis = await sbctl(
-          "--bare",
-          "--columns=chassis",
-          "find",
-          "Port_Binding",
-          `logical_port=${port}`,
-        );
-        return chassis === uuid;
-      });
+      await waitFor(
+        `${port} bound to ${node.chassis}`,
+        async () => {
+          const chassis = await sbctl(
+            "--bare",
+            "--columns=chassis",
+            "find",
+            "Port_Binding",
+            `logical_port=${port}`,
+          );
+          return chassis === uuid;
+        },
+        CONVERGE_MS,
+      );
     },
     ovnTrace,
     async outputs(datapath, microflow) {
