@@ -15,16 +15,13 @@
  *
  *   npm run bench:dataplane -- [--rate 50] [--seconds 30]
  */
-import { spawn } from "node:child_process";
-import { openSync, readFileSync } from "node:fs";
-import https from "node:https";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { indexBy, namedUuid, op, OvsdbClient, type Row } from "ovsdb-client";
-import { freePort, scratchDir, startNorthbound } from "ovsdb-sandbox";
+import { scratchDir, startNorthbound } from "ovsdb-sandbox";
 import { startDataplane } from "../test/harness/dataplane.js";
 import { startKube } from "../test/harness/kube.js";
+import { startServiceProcess } from "./service-process.js";
 
 const { values } = parseArgs({
   options: { rate: { type: "string", default: "50" }, seconds: { type: "string", default: "30" } },
@@ -50,50 +47,14 @@ async function main(): Promise<void> {
   for (const node of dp.nodes)
     await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${NODES[node.name]}`);
 
-  const port = await freePort();
-  const certs = path.join(dir, "certs");
-  const serviceLog = openSync(path.join(dir, "service.log"), "a");
-  const service = spawn(
-    process.execPath,
-    [
-      new URL("../bin/ovn-admission.js", import.meta.url).pathname,
-      "--kubeconfig",
-      kube.kubeconfigFile,
-      "--port",
-      String(port),
-      "--certs-dir",
-      certs,
-      "--state-dir",
-      path.join(dir, "state"),
-      "--nb-remote",
-      nb.unixRemote,
-      "--node-ovsdb-override",
-      dp.nodes.map((n) => `${n.name}=${n.ovs.unixRemote}`).join(";"),
-      "--lease-namespace",
-      "default",
-    ],
-    { stdio: ["ignore", serviceLog, serviceLog] },
-  );
-  const url = `https://127.0.0.1:${port}`;
-  let ca: Buffer | undefined;
-  const ready = () =>
-    new Promise<boolean>((resolve) => {
-      https
-        .get(`${url}/readyz`, { ca }, (res) => {
-          res.resume();
-          resolve(res.statusCode === 200);
-        })
-        .on("error", () => resolve(false));
-    });
-  for (let i = 0; i < 300 && !(ca && (await ready())); i++) {
-    await sleep(100);
-    try {
-      ca = readFileSync(path.join(certs, "ca.pem"));
-    } catch {
-      // not written yet
-    }
-  }
-  await kube.registerWebhooks(url, path.join(certs, "ca.pem"));
+  const service = await startServiceProcess(dir, kube, [
+    "--nb-remote",
+    nb.unixRemote,
+    "--node-ovsdb-override",
+    dp.nodes.map((n) => `${n.name}=${n.ovs.unixRemote}`).join(";"),
+    "--lease-namespace",
+    "default",
+  ]);
   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
   for (const [name, address] of Object.entries(NODES))
     await core.createNode({
@@ -188,8 +149,7 @@ async function main(): Promise<void> {
   southbound.close();
   for (const client of nodeClients) client.close();
   admin.close();
-  service.kill("SIGTERM");
-  await new Promise((r) => service.once("exit", r));
+  await service.stop();
   await dp.stop();
   await nb.stop();
   await kube.stop();

@@ -19,17 +19,17 @@
  * An operation is retried while the API server or the Northbound is away (up
  * to 20 s); an error is one that still failed. Exit 1 when not converged.
  */
-import { spawn } from "node:child_process";
-import { copyFileSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import https from "node:https";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { op, OvsdbClient } from "ovsdb-client";
-import { freePort, scratchDir, startOpenVswitch, startRaftCluster, type OvsdbServer } from "ovsdb-sandbox";
+import { scratchDir, startOpenVswitch, startRaftCluster, type OvsdbServer } from "ovsdb-sandbox";
 import { planEncapIps } from "../ovn/encap.js";
 import { startKube } from "../test/harness/kube.js";
+import { startServiceProcess } from "./service-process.js";
 import { SEED_GATEWAY } from "../test/fixtures/index.js";
 
 const NB = "OVN_Northbound";
@@ -73,56 +73,21 @@ async function main(): Promise<void> {
   await nb.connect({ timeoutMs: 10_000 });
   await nb.transact(NB, [op.insert("Logical_Router", { name: "ovn-cluster" })]);
 
-  const port = await freePort();
-  const certs = path.join(dir, "certs");
-  const serviceLog = openSync(path.join(dir, "service.log"), "a");
-  const service = spawn(
-    process.execPath,
-    [
-      new URL("../bin/ovn-admission.js", import.meta.url).pathname,
-      "--kubeconfig",
-      kube.kubeconfigFile,
-      "--port",
-      String(port),
-      "--certs-dir",
-      certs,
-      "--state-dir",
-      path.join(dir, "state"),
-      "--nb-remote",
-      raft.remote,
-      "--node-ovsdb-override",
-      Object.entries(nodes)
-        .map(([name, db]) => `${name}=${db.unixRemote}`)
-        .join(";"),
-      "--lease-namespace",
-      "default",
-      "--reconcile-interval",
-      "2",
-      "--nat-release-grace",
-      "5",
-    ],
-    { stdio: ["ignore", serviceLog, serviceLog] },
-  );
-  const url = `https://127.0.0.1:${port}`;
-  let ca: Buffer | undefined;
-  const get = (route: string) =>
-    new Promise<number>((resolve) => {
-      const req = https.get(`${url}${route}`, { ca }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on("error", () => resolve(0));
-    });
-  for (let i = 0; i < 300 && !ca; i++) {
-    await sleep(100);
-    try {
-      ca = readFileSync(path.join(certs, "ca.pem"));
-    } catch {
-      // not written yet
-    }
-  }
-  for (let i = 0; i < 300 && (await get("/readyz")) !== 200; i++) await sleep(100);
-  await kube.registerWebhooks(url, path.join(certs, "ca.pem"));
+  const service = await startServiceProcess(dir, kube, [
+    "--nb-remote",
+    raft.remote,
+    "--node-ovsdb-override",
+    Object.entries(nodes)
+      .map(([name, db]) => `${name}=${db.unixRemote}`)
+      .join(";"),
+    "--lease-namespace",
+    "default",
+    "--reconcile-interval",
+    "2",
+    "--nat-release-grace",
+    "5",
+  ]);
+  const { url, ca } = service;
   const core = kube.kubeConfig.makeApiClient(CoreV1Api);
 
   /** Retried while the API server, or the service behind a webhook, is away. */
@@ -289,7 +254,7 @@ async function main(): Promise<void> {
   let baseline: { rssMb: number; fds: number } | undefined;
   // A sample a minute on stderr: growth with time shows as a trend, not just two ends.
   const sampler = setInterval(() => {
-    const now = usage(service.pid as number);
+    const now = usage(service.process.pid as number);
     log(
       `${Math.round((Date.now() - started) / 1000)} s: rss ${now.rssMb} MB, fds ${now.fds}, ${admissions} admissions`,
     );
@@ -299,7 +264,7 @@ async function main(): Promise<void> {
     const next = started + (i * 1000) / rate;
     await sleep(Math.max(0, next - Date.now()));
     if (!baseline && Date.now() - started > Math.min(15_000, 0.08 * durationMs))
-      baseline = usage(service.pid as number);
+      baseline = usage(service.process.pid as number);
     let work: Promise<boolean>;
     if (i % 5 === 3) {
       work = operation("direct review", () => postReview(directReview(i)));
@@ -437,26 +402,26 @@ async function main(): Promise<void> {
     remaining = await problems().catch((err: Error) => [`check failed: ${err.message}`]);
     if (remaining.length) await sleep(1_000);
   }
-  const end = usage(service.pid as number);
+  const end = usage(service.process.pid as number);
   const start = baseline ?? end;
   const sorted = latencies.sort((a, b) => a - b);
   if (remaining.length) {
     log(`not converged: ${remaining.join("; ")}`);
     // What the service said about it: its warnings, newest last.
-    const warnings = readFileSync(path.join(dir, "service.log"), "utf8")
+    const warnings = readFileSync(service.logFile, "utf8")
       .split("\n")
       .filter((line) => /"level":(40|50)/.test(line));
     for (const line of warnings.slice(-8)) log(`service: ${line.slice(0, 400)}`);
     // The scratch directory goes at exit; the whole log stays for whoever investigates.
     const kept = path.join(os.tmpdir(), `ovn-admission-soak-${Date.now()}.log`);
-    copyFileSync(path.join(dir, "service.log"), kept);
+    copyFileSync(service.logFile, kept);
     log(`service log kept in ${kept}`);
   }
   if (firstErrors.length) log(`first errors: ${firstErrors.join(" | ")}`);
   console.log(
     `soak: ${admissions} admissions, ${errors} errors, p99 ${Math.round(percentile(sorted, 99))}, rss start/end ${start.rssMb}/${end.rssMb} MB, fds start/end ${start.fds}/${end.fds}, converged ${remaining.length ? "no" : "yes"}`,
   );
-  service.kill("SIGTERM");
+  await service.stop();
   nb.close();
   await Promise.all([kube.stop(), raft.stop(), ...Object.values(nodes).map((n) => n.stop())]);
   process.exit(remaining.length ? 1 : 0);
