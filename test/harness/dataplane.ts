@@ -129,7 +129,7 @@ function hookExit(): void {
   });
 }
 
-/** Runs a daemon in the foreground as a child (killed with the test process); resolves once it started. */
+/** Runs a daemon in the foreground as a child, killed with the test process; one that exits early says why. */
 function startDaemon(
   [file, prefix]: [string, string[]],
   args: string[],
@@ -145,14 +145,13 @@ function startDaemon(
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   daemons.add(child);
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.once("exit", (code, signal) => {
+  child.once("exit", (code) => {
     daemons.delete(child);
     if (code && code !== 0)
       process.emitWarning(
         `${path.basename(prefix.at(-1) ?? file)} exited ${code}: ${stderr.trim() || `see ${logFile}`}`,
         "DataplaneWarning",
       );
-    void signal;
   });
   return {
     child,
