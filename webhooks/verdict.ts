@@ -3,7 +3,7 @@
  * `(request, view) -> Verdict`; they never do I/O.
  */
 import type { JsonPatchOperation } from "./patch.js";
-import type { Violation } from "../domain/violations.js";
+import { forbidden, malformed, type Violation } from "../domain/violations.js";
 
 import type { Intent } from "../domain/intents.js";
 
@@ -31,12 +31,12 @@ export function allow(extra: Partial<Omit<Verdict, "allowed" | "code" | "message
 
 /** A policy denial (403): the object is well-formed but would break the network. */
 export function deny(message: string, warnings: string[] = []): Verdict {
-  return { allowed: false, code: 403, message, patch: [], warnings, intents: [] };
+  return refuse([forbidden(message)], warnings);
 }
 
 /** A malformed object (400): a field does not parse. */
 export function reject(message: string, warnings: string[] = []): Verdict {
-  return { allowed: false, code: 400, message, patch: [], warnings, intents: [] };
+  return refuse([malformed(message)], warnings);
 }
 
 /** The API server keeps a denial's message whole up to about this size; past it, the rest is counted. */

@@ -6,6 +6,7 @@
  */
 import { CoreV1Api, type V1Node } from "@kubernetes/client-node";
 import { waitFor } from "../harness/wait.js";
+
 import type { Test } from "tap";
 import { clusterRouterOn, startStandalone } from "../harness/index.js";
 import { BOOKWORM, dataplaneFor, type Dataplane, type OvnBuild } from "../harness/dataplane.js";
@@ -56,16 +57,6 @@ export async function dataplaneCluster(
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
   return { dp, kube, core: kube.kubeConfig.makeApiClient(CoreV1Api), s };
 }
-
-/** Seed 002's model, as the e2e tests run it: node subnets of 192.168.0.0/16, a /24 each. */
-export const OVN_KUBERNETES = [
-  "--network-model",
-  "ovn-kubernetes",
-  "--cluster-ip-subnet",
-  "192.168.0.0/16",
-  "--node-subnet-prefix",
-  "24",
-];
 
 /** Registers each node as a kubelet does (its InternalIP), once the node webhook answers; the created Nodes. */
 export async function registerNodes(

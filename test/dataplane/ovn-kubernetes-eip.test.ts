@@ -7,7 +7,8 @@ import t from "tap";
 import type { DataplaneNode } from "../harness/dataplane.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, OVN_KUBERNETES, registerNodes } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
+import { OVN_KUBERNETES } from "../fixtures/index.js";
 
 const EIP = "172.56.0.233";
 

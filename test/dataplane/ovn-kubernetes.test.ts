@@ -9,7 +9,8 @@ import t from "tap";
 import { op } from "ovsdb-client";
 import { CONVERGE_MS, type DataplaneNode } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, ipv4Packet, OVN_KUBERNETES, registerNodes } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ipv4Packet, registerNodes } from "./cluster.js";
+import { OVN_KUBERNETES } from "../fixtures/index.js";
 
 const NB = "OVN_Northbound";
 

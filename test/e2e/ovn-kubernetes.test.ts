@@ -10,6 +10,7 @@ import { op } from "ovsdb-client";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
+import { OVN_KUBERNETES } from "../fixtures/index.js";
 
 const NB = "OVN_Northbound";
 
@@ -18,12 +19,7 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   const s = await serviceFor(t, [
     "--kubeconfig",
     kube.kubeconfigFile,
-    "--network-model",
-    "ovn-kubernetes",
-    "--cluster-ip-subnet",
-    "192.168.0.0/16",
-    "--node-subnet-prefix",
-    "24",
+    ...OVN_KUBERNETES,
     "--lease-namespace",
     "default",
     "--reconcile-interval",
