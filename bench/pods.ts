@@ -1,15 +1,20 @@
 /**
  * npm run bench:pods — pods admitted through their binding (address chosen,
- * port claimed under its `wait`s) by the real HTTPS service, with 1,000 and
- * 10,000 ports already in the Northbound, against seed 002's way: one
- * `ovn-nbctl lsp-add ... -- lsp-set-addresses ...` per pod, measured in the
- * same run at the same sizes.
+ * port claimed under its `wait`s) by the real HTTPS service, with 1,000,
+ * 10,000 and 50,000 ports already on the subnet's switch, against two
+ * baselines measured in the same run at the same sizes:
+ * - seed 002's way: one `ovn-nbctl lsp-add ... -- lsp-set-addresses ...` per pod;
+ * - the bare transaction: the same port row inserted and linked to the claims
+ *   switch, with no `wait` and no admission around it, as many in flight.
  *
  * PODS (default 1000) bindings per size, IN_FLIGHT (16) at once over
- * keep-alive HTTPS; NBCTL_PODS (200) ovn-nbctl invocations per size.
+ * keep-alive HTTPS; NBCTL_PODS (200; a fifth of it at 50,000, where each
+ * ovn-nbctl reads the whole database) invocations per size; SIZES
+ * (1000,10000,50000) the existing ports.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import inspector from "node:inspector/promises";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
@@ -18,7 +23,7 @@ import { pino } from "pino";
 import { namedUuid, op, OvsdbClient, type Operation } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
 import { ClusterState } from "../cluster/state.js";
-import { PORT_IDS } from "../ovn/rows.js";
+import { CLAIMS_SWITCH, PORT_IDS } from "../ovn/rows.js";
 import { macOfAddress, numberToAddress } from "../domain/addresses.js";
 import { loadConfig } from "../service/config.js";
 import { startService } from "../service/server.js";
@@ -27,7 +32,7 @@ const NB = "OVN_Northbound";
 const PODS = Number(process.env.PODS ?? 1_000);
 const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 16);
 const NBCTL_PODS = Number(process.env.NBCTL_PODS ?? 200);
-const SIZES = [1_000, 10_000];
+const SIZES = (process.env.SIZES ?? "1000,10000,50000").split(",").map(Number);
 const run = promisify(execFile);
 
 /** The i-th address of 10.16.0.0/16 after the gateway. */
@@ -83,8 +88,32 @@ async function northboundWith(existing: number): Promise<{ server: OvsdbServer; 
   return { server, client };
 }
 
-/** Bindings per second through the service's /mutate. */
-async function admitted(existing: number): Promise<number> {
+/** With PROFILE=<dir>: a CPU profile of our process over the bindings alone (not the set-up), written there. */
+async function profiler(name: string): Promise<{ stop(): Promise<void> }> {
+  const dir = process.env.PROFILE;
+  if (!dir) return { stop: async () => undefined };
+  const session = new inspector.Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(path.join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Bindings per second through the service's /mutate, and the CPU milliseconds per pod of ovsdb-server and of ours. */
+async function admitted(existing: number): Promise<{ perSecond: number; serverMs: number; oursMs: number }> {
   const { server, client } = await northboundWith(existing);
   const view = ClusterState.of({
     Subnet: [
@@ -132,7 +161,7 @@ async function admitted(existing: number): Promise<number> {
   const agent = new https.Agent({
     keepAlive: true,
     maxSockets: IN_FLIGHT,
-    ca: service.caFile ? (await import("node:fs")).readFileSync(service.caFile) : undefined,
+    ca: service.caFile ? readFileSync(service.caFile) : undefined,
   });
   const bind = (i: number) =>
     new Promise<void>((resolve, reject) => {
@@ -176,7 +205,12 @@ async function admitted(existing: number): Promise<number> {
       req.on("error", reject);
       req.end(body);
     });
+  // Measured in steady state: the start-up pass over every stored pod (the reconciler's, every 30 s after) is done.
+  await service.reconcile();
   let next = 0;
+  const profile = await profiler(`pods-${existing}`);
+  const serverBefore = cpuSeconds(server.pid);
+  const oursBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -184,6 +218,10 @@ async function admitted(existing: number): Promise<number> {
     }),
   );
   const perSecond = PODS / (Number(process.hrtime.bigint() - started) / 1e9);
+  const serverMs = ((cpuSeconds(server.pid) - serverBefore) * 1000) / PODS;
+  const oursUsed = process.cpuUsage(oursBefore);
+  const oursMs = (oursUsed.user + oursUsed.system) / 1000 / PODS;
+  await profile.stop();
   const [ports] = await client.transact(NB, [op.select("Logical_Switch_Port", [], ["_uuid", "name"])]);
   if ((ports?.rows?.length ?? 0) !== existing + PODS)
     throw new Error(`expected ${existing + PODS} ports, found ${ports?.rows?.length}`);
@@ -191,14 +229,14 @@ async function admitted(existing: number): Promise<number> {
   await service.close();
   client.close();
   await server.stop();
-  return perSecond;
+  return { perSecond, serverMs, oursMs };
 }
 
 /** Seed 002's watcher: one ovn-nbctl invocation per pod (lsp-add, then lsp-set-addresses). */
-async function nbctl(existing: number): Promise<number> {
+async function nbctl(existing: number, pods: number): Promise<number> {
   const { server, client } = await northboundWith(existing);
   const started = process.hrtime.bigint();
-  for (let i = 0; i < NBCTL_PODS; i++) {
+  for (let i = 0; i < pods; i++) {
     const ip = addressOf(existing + i);
     await run("ovn-nbctl", [
       `--db=${server.unixRemote}`,
@@ -211,23 +249,73 @@ async function nbctl(existing: number): Promise<number> {
       `${macOfAddress(ip)} ${ip}`,
     ]);
   }
-  const perSecond = NBCTL_PODS / (Number(process.hrtime.bigint() - started) / 1e9);
+  const perSecond = pods / (Number(process.hrtime.bigint() - started) / 1e9);
   client.close();
   await server.stop();
   return perSecond;
 }
 
-const lines: string[] = [];
-let last = { ours: 0, ratio: 0 };
-for (const existing of SIZES) {
-  const ours = await admitted(existing);
-  const theirs = await nbctl(existing);
-  last = { ours, ratio: ours / theirs };
-  lines.push(
-    `  ${existing} ports: ${Math.round(ours)} pods/s admitted through binding (${PODS} pods, ${IN_FLIGHT} in flight), ovn-nbctl ${theirs.toFixed(1)} pods/s (${NBCTL_PODS} pods), ratio ${(ours / theirs).toFixed(1)}`,
+/** The bare transaction: the claim's rows (a port inserted and linked to the claims switch), no `wait`, IN_FLIGHT at once. */
+async function bare(existing: number): Promise<number> {
+  const { server, client } = await northboundWith(existing);
+  await client.transact(NB, [op.insert("Logical_Switch", { name: CLAIMS_SWITCH })]);
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < PODS) {
+        const i = next++;
+        const ip = addressOf(existing + i);
+        const mac = macOfAddress(ip);
+        await client.transact(NB, [
+          op.insert(
+            "Logical_Switch_Port",
+            {
+              name: `pod-${i}.bench`,
+              addresses: [`${mac} ${ip}`],
+              port_security: [`${mac} ${ip}`],
+              enabled: false,
+              external_ids: {
+                [PORT_IDS.owner]: "pod-port",
+                [PORT_IDS.pod]: `bench/pod-${i}`,
+                [PORT_IDS.subnet]: "ovn-default",
+                [PORT_IDS.ipv4]: `ovn-default|${ip}`,
+                [PORT_IDS.mac]: `ovn-default|${mac}`,
+              },
+            },
+            { uuidName: "port" },
+          ),
+          op.mutate(
+            "Logical_Switch",
+            [["name", "==", CLAIMS_SWITCH]],
+            [["ports", "insert", [namedUuid("port")]]],
+          ),
+        ]);
+      }
+    }),
   );
-  console.log(lines.at(-1));
+  const perSecond = PODS / (Number(process.hrtime.bigint() - started) / 1e9);
+  client.close();
+  await server.stop();
+  return perSecond;
 }
-console.log(
-  `pods-bench: ${Math.round(last.ours)} pods/s at ${SIZES.at(-1)} ports, ratio ${last.ratio.toFixed(1)} vs ovn-nbctl`,
-);
+
+const rates = new Map<number, { ours: number; nbctl: number; bare: number }>();
+for (const existing of SIZES) {
+  const { perSecond: ours, serverMs, oursMs } = await admitted(existing);
+  const theirs = await nbctl(
+    existing,
+    existing >= 50_000 ? Math.max(1, Math.round(NBCTL_PODS / 5)) : NBCTL_PODS,
+  );
+  const rows = await bare(existing);
+  rates.set(existing, { ours, nbctl: theirs, bare: rows });
+  console.log(
+    `  ${existing} ports: ${Math.round(ours)} pods/s admitted through binding (${PODS} pods, ${IN_FLIGHT} in flight), ovn-nbctl ${theirs.toFixed(1)} pods/s, ratio ${(ours / theirs).toFixed(1)}; CPU per pod: ovsdb-server ${serverMs.toFixed(2)} ms, ours ${oursMs.toFixed(2)} ms; bare transaction ${Math.round(rows)}/s, ${(ours / rows).toFixed(2)} of it`,
+  );
+}
+const at = (n: number) => rates.get(n);
+const [k1, k10, k50] = [at(1_000), at(10_000), at(50_000)];
+if (k1 && k10 && k50)
+  console.log(
+    `pods-bench: ${Math.round(k10.ours)} pods/s at 10000 ports, ${Math.round(k1.ours)} at 1000, ${Math.round(k50.ours)} at 50000, flatness ${(k10.ours / k1.ours).toFixed(2)} (50000: ${(k50.ours / k1.ours).toFixed(2)}), ratio ${(k10.ours / k10.nbctl).toFixed(1)} vs ovn-nbctl, ${(k10.ours / k10.bare).toFixed(2)} of the bare transaction`,
+  );

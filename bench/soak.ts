@@ -14,7 +14,7 @@
  * what is gone) and
  * prints one line:
  *
- *   soak: <n> admissions, <errors> errors, p99 <ms>, rss start/end <MB>, fds start/end <n>, converged <yes|no>
+ *   soak: <n> admissions, <errors> errors, p99 <ms>, rss start/end <MB>, fds start/end <n>, rss slope <MB/min> after warm-up (fds <n/min>), converged <yes|no>
  *
  * An operation is retried while the API server or the Northbound is away (up
  * to 20 s); an error is one that still failed. Exit 1 when not converged.
@@ -55,6 +55,20 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** The service process's resident memory (MB) and open file descriptors. */
+/** Minutes after which memory and descriptors should stop growing: the slope is taken from there. */
+const WARM_UP_MINUTES = 3;
+
+/** The least-squares slope of (x, y) points; undefined with fewer than three. */
+function slope(points: Array<[number, number]>): number | undefined {
+  if (points.length < 3) return undefined;
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  return sxx === 0 ? undefined : sxy / sxx;
+}
+
 function usage(pid: number): { rssMb: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -253,8 +267,10 @@ async function main(): Promise<void> {
 
   let baseline: { rssMb: number; fds: number } | undefined;
   // A sample a minute on stderr: growth with time shows as a trend, not just two ends.
+  const samples: Array<{ minutes: number; rssMb: number; fds: number }> = [];
   const sampler = setInterval(() => {
     const now = usage(service.process.pid as number);
+    samples.push({ minutes: (Date.now() - started) / 60_000, ...now });
     log(
       `${Math.round((Date.now() - started) / 1000)} s: rss ${now.rssMb} MB, fds ${now.fds}, ${admissions} admissions`,
     );
@@ -418,8 +434,12 @@ async function main(): Promise<void> {
     log(`service log kept in ${kept}`);
   }
   if (firstErrors.length) log(`first errors: ${firstErrors.join(" | ")}`);
+  // Growth after warm-up: the least-squares slope of the minute samples from minute 3 on.
+  const warm = samples.filter((x) => x.minutes >= WARM_UP_MINUTES);
+  const rssSlope = slope(warm.map((x) => [x.minutes, x.rssMb]));
+  const fdSlope = slope(warm.map((x) => [x.minutes, x.fds]));
   console.log(
-    `soak: ${admissions} admissions, ${errors} errors, p99 ${Math.round(percentile(sorted, 99))}, rss start/end ${start.rssMb}/${end.rssMb} MB, fds start/end ${start.fds}/${end.fds}, converged ${remaining.length ? "no" : "yes"}`,
+    `soak: ${admissions} admissions, ${errors} errors, p99 ${Math.round(percentile(sorted, 99))}, rss start/end ${start.rssMb}/${end.rssMb} MB, fds start/end ${start.fds}/${end.fds}, rss slope ${rssSlope === undefined ? "n/a" : rssSlope.toFixed(2)} MB/min after warm-up (fds ${fdSlope === undefined ? "n/a" : fdSlope.toFixed(2)}/min, ${warm.length} samples from minute ${WARM_UP_MINUTES}), converged ${remaining.length ? "no" : "yes"}`,
   );
   await service.stop();
   nb.close();

@@ -19,7 +19,7 @@
  * `select` per admission. A restart rebuilds it from the Northbound.
  */
 import type { Logger } from "pino";
-import { CLAIMS_SWITCH, createIfAbsent, NB, OWNER as OWNERS, PORT_IDS } from "./rows.js";
+import { CLAIMS_SWITCH, claimUuid, createIfAbsent, NB, OWNER as OWNERS, PORT_IDS } from "./rows.js";
 import {
   ConnectionClosedError,
   ConstraintViolationError,
@@ -87,6 +87,8 @@ function ownedOf(row: Row): OwnedPort {
 
 const addressKey = (subnet: string, ip: string) => `${subnet}|${canonicalIp(ip)}`;
 const macKey = (subnet: string, mac: string) => `${subnet}|${mac.toLowerCase()}`;
+/** The external_ids key that records an address of the port's family. */
+const addressIdOf = (ip: string) => (familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6);
 
 class AddressTaken extends Error {
   override name = "AddressTaken";
@@ -389,20 +391,30 @@ export class PortHandler {
       [PORT_IDS.mac]: macKey(claim.subnet, chosen.mac),
     };
     if (stored.resourceVersion) ids[PORT_IDS.resourceVersion] = stored.resourceVersion;
-    for (const ip of chosen.ips)
-      ids[familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6] = addressKey(claim.subnet, ip);
+    for (const ip of chosen.ips) ids[addressIdOf(ip)] = addressKey(claim.subnet, ip);
     const notOurs: Condition = ["external_ids", "excludes", { [PORT_IDS.pod]: claim.pod }];
     const heldBy = (key: string, value: string): Operation =>
       op.wait(LSP, [["external_ids", "includes", { [key]: value }], notOurs], ["name"], "==", [], 0);
+    const addressHeld = (ip: string): Operation => heldBy(addressIdOf(ip), addressKey(claim.subnet, ip));
+    // The first address (the subnet's first CIDR's family, in every port of the subnet) is held by the
+    // port's UUID: one hash lookup, whatever the table holds. A second family's address (dual stack) and an
+    // asked-for or random MAC are looked for in external_ids: a scan, paid only where they exist.
+    const [primary, ...secondary] = chosen.ips as [string, ...string[]];
+    const portUuid = claimUuid(addressKey(claim.subnet, primary));
     // What each wait guards, in order: an address per family, the MAC, the switch.
-    const guards: Array<{ what: "address" | "mac" | "switch"; ip?: string; wait: Operation }> =
-      chosen.ips.map((ip) => ({
+    const guards: Array<{ what: "address" | "mac" | "switch"; ip?: string; wait: Operation }> = [
+      {
         what: "address",
-        ip,
-        wait: heldBy(familyOf(ip) === "ipv4" ? PORT_IDS.ipv4 : PORT_IDS.ipv6, addressKey(claim.subnet, ip)),
-      }));
+        ip: primary,
+        wait: op.wait(LSP, [["_uuid", "==", portUuid]], ["name"], "==", [], 0),
+      },
+      ...secondary.map((ip) => ({ what: "address" as const, ip, wait: addressHeld(ip) })),
+    ];
+    // A pod admitted while we were away gets its port from what was stored, not from a claim: the rare path,
+    // where a port written before claims had UUIDs (a replica of an older version) must still be seen.
+    if (into !== CLAIMS_SWITCH) guards.push({ what: "address", ip: primary, wait: addressHeld(primary) });
     // A MAC derived from an address the port holds is unique with it; an asked-for or random one is checked.
-    if (chosen.mac !== macOfAddress(chosen.ips[0] as string))
+    if (chosen.mac !== macOfAddress(primary))
       guards.push({ what: "mac", wait: heldBy(PORT_IDS.mac, macKey(claim.subnet, chosen.mac)) });
     // The switch must be there, or OVSDB would drop the unreferenced port silently.
     guards.push({
@@ -420,7 +432,7 @@ export class PortHandler {
           enabled: into !== CLAIMS_SWITCH,
           external_ids: ids,
         },
-        { uuidName: `port_${name}` },
+        { uuidName: `port_${name}`, uuid: portUuid },
       ),
       linkPort(into, namedUuid(`port_${name}`)),
       ...(with_?.writes(name) ?? []),

@@ -5,6 +5,7 @@
  * the one way to make a named row that may already exist.
  */
 import { op, TimedOutError, type OvsdbClient, type Row } from "ovsdb-client";
+import { v5 as uuidV5 } from "uuid";
 
 export const NB = "OVN_Northbound";
 
@@ -65,6 +66,17 @@ export const GATEWAY_CONFIG_KEY = "ovn-admission.io/config";
 export const CLAIMS_ROUTER = "ovn-admission-claims";
 /** The switch that holds claimed ports: nothing routes to it, and its ports are disabled. */
 export const CLAIMS_SWITCH = "ovn-admission-claims";
+
+/** The namespace of our name-based row UUIDs (RFC 9562 version 5); never to change, or claims stop meeting. */
+const CLAIM_UUID_NAMESPACE = "3b0a1f0e-8c1d-4d7e-9a55-2f6f0c1c8e11";
+
+/**
+ * The UUID of the port that holds an address key ("<subnet>|<address>"):
+ * the same for every replica, so the address is taken by the row's UUID
+ * itself. A `wait` on `_uuid ==` is a hash lookup in ovsdb-server, where a
+ * `wait` on an `external_ids` key is a scan of every port of the table.
+ */
+export const claimUuid = (addressKey: string): string => uuidV5(addressKey, CLAIM_UUID_NAMESPACE);
 
 /**
  * Inserts `row` into `table` unless a row of its name exists: the insert is

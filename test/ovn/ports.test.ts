@@ -7,7 +7,7 @@ import { OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../domain/intents.js";
 import { NatHandler } from "../../ovn/nat.js";
 import { PortHandler } from "../../ovn/ports.js";
-import { CLAIMS_SWITCH } from "../../ovn/rows.js";
+import { CLAIMS_SWITCH, claimUuid } from "../../ovn/rows.js";
 import type { PortClaim } from "../../domain/port-claims.js";
 import { northboundFor, type OvsdbServer } from "../harness/index.js";
 
@@ -240,6 +240,38 @@ t.test("pods racing through two clients never share an address; each takes the n
   t.equal(new Set(ips).size, 60, "60 distinct addresses");
   t.equal((await portsOn(nb, CLAIMS_SWITCH)).length, 60, "60 ports");
 });
+
+t.test(
+  "an address is held by its port's UUID, the same on every replica: one lookup, at any switch size",
+  async (t) => {
+    const { nb, handler } = await setup(t);
+    const single = await handler.claim(claimFor("v4"));
+    const dual = await handler.claim(
+      claimFor("dual", {
+        cidrs: ["10.16.0.0/29", "fd00:10:16::/125"],
+        gateways: ["10.16.0.1", "fd00:10:16::1"],
+      }),
+    );
+    const ip = (r: typeof single) => r.annotations?.["ovn.kubernetes.io/ip_address"] ?? "";
+    t.equal(ip(dual).split(",").length, 2, "the dual-stack pod got an address per family");
+    for (const [port, first] of [
+      ["v4.shop", ip(single)],
+      ["dual.shop", ip(dual).split(",")[0] ?? ""],
+    ] as const)
+      t.equal(
+        await nbctl(nb, "get", "Logical_Switch_Port", port, "_uuid"),
+        claimUuid(`ovn-default|${first}`),
+        `${port}'s UUID is its first address's claim UUID`,
+      );
+    // Another replica asked for the same address: refused, naming the holder (test/ports-race.test.ts races them).
+    const other = await handlerOn(t, nb);
+    await t.rejects(
+      other.claim(claimFor("late", { ips: [ip(single)] })),
+      { message: new RegExp(`${ip(single).replaceAll(".", "\\.")} is already held by pod shop/v4`) },
+      "the same address asked for again is refused",
+    );
+  },
+);
 
 t.test("a pod's EIP is claimed in its port's transaction: both or neither", async (t) => {
   const nb = await northboundFor(t);
