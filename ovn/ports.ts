@@ -396,10 +396,11 @@ export class PortHandler {
     const heldBy = (key: string, value: string): Operation =>
       op.wait(LSP, [["external_ids", "includes", { [key]: value }], notOurs], ["name"], "==", [], 0);
     const addressHeld = (ip: string): Operation => heldBy(addressIdOf(ip), addressKey(claim.subnet, ip));
-    // The first address (the subnet's first CIDR's family, in every port of the subnet) is held by the
-    // port's UUID: one hash lookup, whatever the table holds. A second family's address (dual stack) and an
-    // asked-for or random MAC are looked for in external_ids: a scan, paid only where they exist.
-    const [primary, ...secondary] = chosen.ips as [string, ...string[]];
+    // The IPv4 address (the IPv6 one in a v6-only subnet) is held by the port's UUID: one hash lookup,
+    // whatever the table holds; whatever the order of the subnet's CIDRs. The IPv6 address of a dual-stack
+    // port and an asked-for or random MAC are looked for in external_ids: a scan, paid only where they exist.
+    const primary = chosen.ips.find((ip) => familyOf(ip) === "ipv4") ?? (chosen.ips[0] as string);
+    const secondary = chosen.ips.filter((ip) => ip !== primary);
     const portUuid = claimUuid(addressKey(claim.subnet, primary));
     // What each wait guards, in order: an address per family, the MAC, the switch.
     const guards: Array<{ what: "address" | "mac" | "switch"; ip?: string; wait: Operation }> = [

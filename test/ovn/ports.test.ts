@@ -248,20 +248,21 @@ t.test(
     const single = await handler.claim(claimFor("v4"));
     const dual = await handler.claim(
       claimFor("dual", {
-        cidrs: ["10.16.0.0/29", "fd00:10:16::/125"],
-        gateways: ["10.16.0.1", "fd00:10:16::1"],
+        // The v6 CIDR first: the UUID still comes from the v4 address.
+        cidrs: ["fd00:10:16::/125", "10.16.0.0/29"],
+        gateways: ["fd00:10:16::1", "10.16.0.1"],
       }),
     );
     const ip = (r: typeof single) => r.annotations?.["ovn.kubernetes.io/ip_address"] ?? "";
     t.equal(ip(dual).split(",").length, 2, "the dual-stack pod got an address per family");
     for (const [port, first] of [
       ["v4.shop", ip(single)],
-      ["dual.shop", ip(dual).split(",")[0] ?? ""],
+      ["dual.shop", ip(dual).split(",")[1] ?? ""],
     ] as const)
       t.equal(
         await nbctl(nb, "get", "Logical_Switch_Port", port, "_uuid"),
         claimUuid(`ovn-default|${first}`),
-        `${port}'s UUID is its first address's claim UUID`,
+        `${port}'s UUID is its IPv4 address's claim UUID`,
       );
     // Another replica asked for the same address: refused, naming the holder (test/ports-race.test.ts races them).
     const other = await handlerOn(t, nb);
