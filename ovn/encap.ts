@@ -149,6 +149,7 @@ export class EncapHandler {
   private readonly interfaces = new Map<string, Map<string, string>>();
   private readonly watchers = new Map<string, Promise<DatabaseCache>>();
   private readonly retry: NodeJS.Timeout;
+  private retrying: Promise<void> | undefined;
 
   constructor(
     private readonly databases: NodeDatabases,
@@ -158,7 +159,10 @@ export class EncapHandler {
     /** Names a pod's interface (`iface-id`) as its logical switch port. */
     private readonly model: NetworkModel = "kube-ovn",
   ) {
-    this.retry = setInterval(() => void this.retryFailing(), retryMs);
+    this.retry = setInterval(() => {
+      // One pass at a time: a node database that does not answer must not pile passes up.
+      this.retrying ??= this.retryFailing().finally(() => (this.retrying = undefined));
+    }, retryMs);
     this.retry.unref();
   }
 
@@ -280,7 +284,31 @@ export class EncapHandler {
     if (this.nodes.get(spec.node) === spec) this.failing.delete(spec.node);
   }
 
+  /** A deleted pod: its interface is no longer followed. */
+  forgetInterface(node: string, ifaceId: string): void {
+    const wanted = this.interfaces.get(node);
+    wanted?.delete(ifaceId);
+    if (wanted?.size === 0) this.interfaces.delete(node);
+  }
+
+  /** Interfaces whose encap IP is wanted, by node (tests, diagnostics). */
+  followed(): Record<string, string[]> {
+    return Object.fromEntries([...this.interfaces].map(([node, wanted]) => [node, [...wanted.keys()].sort()]));
+  }
+
   private async retryFailing(): Promise<void> {
+    // Every wanted interface is looked at again: an event missed or a write that failed is caught up here.
+    for (const [node, wanted] of this.interfaces) {
+      try {
+        const cache = await this.watch(node);
+        for (const ifaceId of wanted.keys()) await this.applyInterface(node, cache, ifaceId);
+      } catch (err) {
+        this.log.debug(
+          { event: "interface-encap-retry-failed", node, error: (err as Error).message },
+          "node database still not taking interface encap IPs",
+        );
+      }
+    }
     for (const node of this.failing) {
       const spec = this.nodes.get(node);
       if (!spec) continue;

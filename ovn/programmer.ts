@@ -214,6 +214,8 @@ export class Programmer {
     this.onPodPort(event, pod, previous);
     const key = `pod/${pod.key}`;
     if (event === "DELETED") {
+      if (pod.annotations[ENCAP_IP_ANNOTATION] && pod.nodeName)
+        this.parts.encap.forgetInterface(pod.nodeName, portNameOf(pod.namespace, pod.name, this.model));
       if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds)
         this.enqueue(key, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
       return;

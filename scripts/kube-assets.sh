@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Provides etcd, kube-apiserver, kube-controller-manager and kube-scheduler for the e2e suite,
+# Provides etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl for the e2e suite,
 # following the envtest convention: prints the folder holding them, for
 # KUBEBUILDER_ASSETS.
 #
@@ -7,7 +7,7 @@
 # - Otherwise they are built once into a cache folder outside the repository
 #   (${OVN_ADMISSION_CACHE:-${XDG_CACHE_HOME:-~/.cache}/ovn-admission}/kube-1.20) and reused:
 #   * etcd comes from Debian's etcd-server;
-#   * kube-apiserver, kube-controller-manager and kube-scheduler are built from Debian bookworm's
+#   * kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are built from Debian bookworm's
 #     `kubernetes` source package (1.20.2, vendored) with Debian's golang-go. The
 #     deb-src entry is derived at run time from this machine's own apt sources.
 #     Its vendored github.com/modern-go/reflect2 v1.0.1 crashes under Go 1.18+
@@ -25,7 +25,7 @@ fi
 
 cache="${OVN_ADMISSION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ovn-admission}/kube-1.20"
 assets="$cache/bin"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 missing_binaries() {
   for b in "${BINARIES[@]}"; do [ -x "$assets/$b" ] || echo "cmd/$b"; done
 }
@@ -96,7 +96,7 @@ mkdir -p .go/src/k8s.io
 export GOPATH="$PWD/.go" CGO_ENABLED=0 GOCACHE="$cache/gocache"
 what=$(missing_binaries | tr '\n' ' ')
 if [ -n "$what" ]; then
-  say "building ${what}(about 9 minutes on 2 cores for all three; once per machine)"
+  say "building ${what}(about 7 minutes on 2 cores for all four; once per machine)"
   started=$(date +%s)
   env HOME="$cache" make WHAT="$what" >&2
   for target in $what; do

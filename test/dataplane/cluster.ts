@@ -55,6 +55,13 @@ export async function dataplaneCluster(
     ...serviceArgs,
   ]);
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  // A failed packet test says what the service did: its warnings, and every encap and interface event.
+  t.teardown(() => {
+    if (t.passing()) return;
+    for (const line of s.logs)
+      if (Number(line.level) >= 40 || /encap|interface|lease|leader/.test(String(line.event)))
+        t.comment(`service: ${JSON.stringify(line).slice(0, 400)}`);
+  });
   return { dp, kube, core: kube.kubeConfig.makeApiClient(CoreV1Api), s };
 }
 

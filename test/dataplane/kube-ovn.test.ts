@@ -7,7 +7,6 @@
  * subnets through the cluster router; ofproto/trace shows the tunnel to the
  * peer node; a deleted pod's port is unbound and its address reaches nothing.
  */
-import type { V1Pod } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import t from "tap";
 import { CONVERGE_MS, type DataplaneNode } from "../harness/dataplane.js";
@@ -21,28 +20,50 @@ t.test("pod to pod on one subnet and across subnets, on two nodes", async (t) =>
   const { dp, kube, core, s } = await dataplaneCluster(t, internalIp, []);
   const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
   await registerNodes(core, internalIp);
-  await kube.createSubnet("ovn-default", { cidrBlock: "10.16.0.0/24", gateway: "10.16.0.1", default: true });
-  await kube.createSubnet("db-net", { cidrBlock: "10.17.0.0/24", gateway: "10.17.0.1", namespaces: ["db"] });
+  // As a user sets a cluster up: kubectl apply of the Subnets, then of the namespaces and pods.
+  await kube.kubectl(
+    ["apply", "-f", "-"],
+    `apiVersion: kubeovn.io/v1
+kind: Subnet
+metadata: { name: ovn-default }
+spec: { cidrBlock: 10.16.0.0/24, gateway: 10.16.0.1, default: true }
+---
+apiVersion: kubeovn.io/v1
+kind: Subnet
+metadata: { name: db-net }
+spec: { cidrBlock: 10.17.0.0/24, gateway: 10.17.0.1, namespaces: [db] }
+`,
+  );
   await waitFor("the view to hold both subnets", () =>
     Boolean(s.service.view.subnet("ovn-default") && s.service.view.subnet("db-net")),
   );
-  for (const name of ["shop", "db"]) await core.createNamespace({ body: { metadata: { name } } });
-
-  const pod = (namespace: string, name: string, nodeName: string): V1Pod => ({
-    metadata: { name, namespace },
-    spec: { nodeName, containers: [{ name: "c", image: "i" }] },
-  });
-  const addressOf = async (namespace: string, name: string, node: string) => {
-    const created = await core.createNamespacedPod({ namespace, body: pod(namespace, name, node) });
-    const a = created.metadata?.annotations ?? {};
+  const applied = await kube.kubectl(
+    ["apply", "-f", "-"],
+    [
+      "apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }",
+      "apiVersion: v1\nkind: Namespace\nmetadata: { name: db }",
+      ...[
+        ["shop", "web", "node-1"],
+        ["shop", "api", "node-2"],
+        ["db", "store", "node-2"],
+      ].map(
+        ([namespace, name, node]) =>
+          `apiVersion: v1\nkind: Pod\nmetadata: { name: ${name}, namespace: ${namespace} }\nspec: { nodeName: ${node}, containers: [{ name: c, image: i }] }`,
+      ),
+    ].join("\n---\n"),
+  );
+  t.match(applied, /pod\/store created/, "kubectl apply created the pods");
+  const addressOf = async (namespace: string, name: string) => {
+    const stored = await core.readNamespacedPod({ namespace, name });
+    const a = stored.metadata?.annotations ?? {};
     return {
       ip: a["ovn.kubernetes.io/ip_address"] as string,
       mac: a["ovn.kubernetes.io/mac_address"] as string,
     };
   };
-  const web = await addressOf("shop", "web", "node-1");
-  const api = await addressOf("shop", "api", "node-2");
-  const store = await addressOf("db", "store", "node-2");
+  const web = await addressOf("shop", "web");
+  const api = await addressOf("shop", "api");
+  const store = await addressOf("db", "store");
   t.ok(web.ip && api.ip && store.ip, `addressed: ${web.ip} ${api.ip} ${store.ip}`);
 
   // Plugged as Kube-OVN's CNI plugs a pod, once the service has programmed its port from the stored pod.

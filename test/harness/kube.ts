@@ -5,7 +5,7 @@
  * service. Binaries follow the envtest convention (KUBEBUILDER_ASSETS), else
  * the folder scripts/kube-assets.sh builds them into.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -112,6 +112,12 @@ export interface KubeApi {
   restartApiServer(): Promise<void>;
   /** Compacts etcd up to its current revision: older resourceVersions are gone. */
   compact(): Promise<void>;
+  /**
+   * Runs kubectl (built with the API server by scripts/kube-assets.sh) as the
+   * admin, `input` on its standard input (`apply -f -`); its output. A refusal
+   * rejects with kubectl's own words (what a user reads).
+   */
+  kubectl(args: string[], input?: string): Promise<string>;
   /** Registers the webhook configurations of manifests/base/webhooks.yaml at `serviceUrl`, trusting `caFile`. */
   registerWebhooks(serviceUrl: string, caFile: string): Promise<void>;
   stop(): Promise<void>;
@@ -362,6 +368,25 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
       kubeconfigFile,
       objects,
       url,
+      kubectl(args: string[], input?: string) {
+        const kubectl = path.join(assets.dir, "kubectl");
+        if (!existsSync(kubectl))
+          return Promise.reject(
+            new Error(`no kubectl in ${assets.dir}: run scripts/kube-assets.sh (npm test does)`),
+          );
+        return new Promise<string>((resolve, reject) => {
+          const child = execFile(
+            kubectl,
+            [`--kubeconfig=${kubeconfigFile}`, ...args],
+            { timeout: 60_000 },
+            (err, stdout, stderr) =>
+              err
+                ? reject(new Error(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`))
+                : resolve(stdout),
+          );
+          child.stdin?.end(input ?? "");
+        });
+      },
       async registerWebhooks(serviceUrl: string, caFile: string) {
         const caBundle = readFileSync(caFile).toString("base64");
         for (const config of yamlObjects(path.join("manifests", "base", "webhooks.yaml"))) {

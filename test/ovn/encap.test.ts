@@ -180,6 +180,42 @@ t.test("an unreachable node database is retried until it answers", async (t) => 
   t.pass("applied once the database answered");
 });
 
+t.test(
+  "a pod interface whose database did not answer gets its encap IP once it does; a deleted pod's is forgotten",
+  async (t) => {
+    const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
+    const handler = handlerFor(t, [node]);
+    await vsctl(node, "add-br", "br-int");
+    await node.ovs.stop();
+    const want = { node: "node1", ifaceId: "s1.storage", encapIp: "10.10.10.10" };
+    await t.rejects(handler.programInterface(want), "the first attempt fails");
+    await node.ovs.start();
+    // Plugged while nobody watched: no event will come for it.
+    await vsctl(
+      node,
+      "add-port",
+      "br-int",
+      "s1",
+      "--",
+      "set",
+      "Interface",
+      "s1",
+      "external_ids:iface-id=s1.storage",
+    );
+    await waitFor(
+      "encap-ip set by the retry",
+      async () =>
+        (await vsctl(node, "--if-exists", "get", "Interface", "s1", "external_ids:encap-ip")) ===
+        '"10.10.10.10"',
+      20_000,
+    );
+    t.pass("set once the database answered");
+    t.same(handler.followed(), { node1: ["s1.storage"] });
+    handler.forgetInterface("node1", "s1.storage");
+    t.same(handler.followed(), {}, "a deleted pod's interface is no longer followed");
+  },
+);
+
 t.test("after a restart, a resync from the view puts back what was admitted", async (t) => {
   const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
   await vsctl(node, "add-br", "br-int");
