@@ -293,7 +293,9 @@ export class EncapHandler {
 
   /** Interfaces whose encap IP is wanted, by node (tests, diagnostics). */
   followed(): Record<string, string[]> {
-    return Object.fromEntries([...this.interfaces].map(([node, wanted]) => [node, [...wanted.keys()].sort()]));
+    return Object.fromEntries(
+      [...this.interfaces].map(([node, wanted]) => [node, [...wanted.keys()].sort()]),
+    );
   }
 
   private async retryFailing(): Promise<void> {
