@@ -5,7 +5,13 @@
  * own clock (never comparing clocks across machines). Only the leader
  * reconciles; every replica still admits.
  */
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  V1MicroTime,
+  type KubeConfig,
+  type V1Lease,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { apiStatusOf } from "./api-status.js";
 
@@ -20,6 +26,13 @@ export interface LeaseSettings {
   leaseDurationMs: number;
   /** How often the holder renews and a candidate retries; well below the duration. */
   retryMs: number;
+  /** Makes the namespace when it is missing (a service run outside a cluster, e.g. `npm start`). */
+  createNamespace?: boolean;
+}
+
+/** The Lease's namespace is not there: no replica reconciles until someone makes it. */
+export class LeaseNamespaceMissing extends Error {
+  override name = "LeaseNamespaceMissing";
 }
 
 /** What identifies one renewal of the lease: its holder and renew time. */
@@ -30,7 +43,10 @@ function recordOf(lease: V1Lease): string {
 
 export class LeaseElector {
   private readonly coordination: CoordinationV1Api;
+  private readonly core: CoreV1Api;
   private leading = false;
+  /** Since when every attempt has failed (undefined while they succeed). */
+  private failingSince: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The last record seen (holder and renew time) and when, by our clock. */
   private observed: { record: string; at: number } | undefined;
@@ -45,6 +61,14 @@ export class LeaseElector {
     private readonly onChange: (leading: boolean) => void = () => undefined,
   ) {
     this.coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  /** What has kept every attempt failing for longer than a lease duration: no replica reconciles meanwhile. */
+  problem(now = Date.now()): string | undefined {
+    if (this.failingSince === undefined || now - this.failingSince < this.settings.leaseDurationMs)
+      return undefined;
+    return this.lastError;
   }
 
   get isLeader(): boolean {
@@ -55,12 +79,19 @@ export class LeaseElector {
     const tick = async (): Promise<void> => {
       if (this.stopped) return;
       this.inflight = this.attempt().then(
-        () => (this.lastError = undefined),
+        () => {
+          this.lastError = undefined;
+          this.failingSince = undefined;
+        },
         (err: unknown) => {
           const error = (err as Error).message;
+          this.failingSince ??= Date.now();
           // Once per distinct problem, not every retry.
-          if (error !== this.lastError)
-            this.log.warn({ event: "lease-error", error }, "cannot take or renew the reconciler's Lease");
+          if (error !== this.lastError) {
+            // A missing namespace never heals by itself: said at error level, with what to run.
+            const level = err instanceof LeaseNamespaceMissing ? "error" : "warn";
+            this.log[level]({ event: "lease-error", error }, "cannot take or renew the reconciler's Lease");
+          }
           this.lastError = error;
           // A holder that cannot renew must assume it lost the lease before anyone else can take it.
           if (
@@ -134,9 +165,21 @@ export class LeaseElector {
         this.observed = { record: identity, at: Date.now() };
         this.setLeading(true);
       } catch (err) {
+        if (apiStatusOf(err) === 404 && this.settings.createNamespace) {
+          await this.core
+            .createNamespace({ body: { metadata: { name: namespace } } })
+            .catch((made: unknown) => {
+              if (apiStatusOf(made) !== 409) throw made;
+            });
+          this.log.info(
+            { event: "lease-namespace-created", namespace },
+            `namespace ${namespace} made for the reconciler's Lease (--lease-namespace)`,
+          );
+          return;
+        }
         if (apiStatusOf(err) === 404)
-          throw new Error(
-            `namespace ${namespace} does not exist (--lease-namespace): no replica reconciles until it does`,
+          throw new LeaseNamespaceMissing(
+            `namespace ${namespace} does not exist (--lease-namespace): no replica reconciles until it does; kubectl create namespace ${namespace}, or apply manifests/overlays/*, which make it`,
           );
         if (apiStatusOf(err) !== 409) throw err; // another replica created it first
       }

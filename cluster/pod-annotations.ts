@@ -25,6 +25,9 @@ export const WRITES = [
   },
 ] as const;
 
+/** Beside another control plane (`--alongside`) no pod is annotated: that plane marks its pods itself. */
+export const ALONGSIDE_WRITES = WRITES.filter((w) => w.resource !== "pods");
+
 /** `~` and `/` escaped for a JSON Pointer. */
 const pointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 

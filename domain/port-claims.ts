@@ -179,8 +179,24 @@ export function storedPortOf(pod: PodFacts, model: NetworkModel = "kube-ovn") {
   };
 }
 
-/** The annotations a pod gets for its port: Kube-OVN's, and seed 002's `ovn` JSON. */
-export function portAnnotations(claim: PortClaim, ips: string[], mac: string): Record<string, string> {
+/**
+ * The annotations a pod gets for its port: Kube-OVN's, and seed 002's `ovn`
+ * JSON. Beside a running kube-ovn-controller (`request`), only what asks it
+ * for that address (its static-IP annotations): it allocates, makes the port
+ * and marks the pod allocated itself.
+ */
+export function portAnnotations(
+  claim: PortClaim,
+  ips: string[],
+  mac: string,
+  request = false,
+): Record<string, string> {
+  if (request)
+    return {
+      [ANNOTATION.logicalSwitch]: claim.subnet,
+      [ANNOTATION.ipAddress]: ips.join(","),
+      [ANNOTATION.macAddress]: mac,
+    };
   const prefixed = ips.map((ip, i) => `${ip}/${prefixOf(claim.cidrs[i] as string)}`);
   return {
     [ANNOTATION.logicalSwitch]: claim.subnet,

@@ -3,6 +3,9 @@
 /** How pods get their network (DESIGN.md, network models). */
 export type NetworkModel = "kube-ovn" | "ovn-kubernetes";
 
+/** The control plane the service runs beside (`--alongside`): its rows are never the service's to write. */
+export type Alongside = "kube-ovn";
+
 export interface RuleSettings {
   /** Largest QoS rate a pod may ask for, Mbit/s. */
   maxRateMbps: number;

@@ -559,11 +559,16 @@ export class NatHandler {
 
   /**
    * Makes NAT rows and stored pods agree: every pod in `wanted` gets its row
-   * programmed from its stored object; rows of pods that are not wanted go;
+   * programmed from its stored object (but `claimsOnly`); rows of pods that are not wanted go;
    * claims that no stored pod asks for go. A row or claim made less than
    * `graceMs` ago is not released: its pod may not be in the view yet.
    */
-  async reconcile(wanted: readonly StoredNatWant[], graceMs: number): Promise<NatReconcile> {
+  async reconcile(
+    wanted: readonly StoredNatWant[],
+    graceMs: number,
+    /** Beside another control plane: its rows are its own; only our claims are kept or released. */
+    claimsOnly = false,
+  ): Promise<NatReconcile> {
     const result: NatReconcile = {
       written: [],
       released: [],
@@ -577,7 +582,7 @@ export class NatHandler {
     const wantedBy = new Map(wanted.map((w) => [w.want.pod, w]));
     const now = Date.now();
     const old = (r: OwnedNat) => now - r.since >= graceMs;
-    for (const { want, stored } of wanted) {
+    for (const { want, stored } of claimsOnly ? [] : wanted) {
       const rows = byPod.get(want.pod) ?? [];
       const routing = rows.filter((r) => r.on === "router");
       if (want.row && routing.length === 1 && sameNat(routing[0] as OwnedNat, want.row)) {

@@ -19,7 +19,15 @@
  * `select` per admission. A restart rebuilds it from the Northbound.
  */
 import type { Logger } from "pino";
-import { CLAIMS_SWITCH, claimUuid, createIfAbsent, NB, OWNER as OWNERS, PORT_IDS } from "./rows.js";
+import {
+  CLAIMS_SWITCH,
+  claimPortName,
+  claimUuid,
+  createIfAbsent,
+  NB,
+  OWNER as OWNERS,
+  PORT_IDS,
+} from "./rows.js";
 import {
   ConnectionClosedError,
   ConstraintViolationError,
@@ -94,6 +102,12 @@ class AddressTaken extends Error {
   override name = "AddressTaken";
 }
 
+/** The port has the stored pod's subnet, MAC and addresses. */
+const holdsWhatIsStored = (p: OwnedPort, stored: StoredPort): boolean =>
+  p.subnet === stored.subnet &&
+  p.mac === stored.mac.toLowerCase() &&
+  p.ips.join(",") === stored.ips.map(canonicalIp).join(",");
+
 export type PortOutcome = "held" | "claimed" | "unchanged" | "written" | "released" | "waiting";
 
 /** What a stored pod asks of its port: its annotations as the API server stored them. */
@@ -114,6 +128,18 @@ export interface PortReconcile {
   conflicts: string[];
 }
 
+export interface PortHandlerOptions {
+  /**
+   * Beside a running kube-ovn-controller (`--alongside kube-ovn`): ports stay
+   * claims on the claims switch (named by claimPortName), a stored pod's
+   * address is held there and never moved to its subnet's switch, and an
+   * address a stored pod already has (given by that controller) is taken.
+   */
+  claimsOnly?: boolean;
+  /** Beside another control plane: the stored pod that has `ip` in `subnet`, other than `pod` ("namespace/name"). */
+  storedHolder?: (subnet: string, ip: string, pod: string) => string | undefined;
+}
+
 export class PortHandler {
   private cache: DatabaseCache | undefined;
   private ready: Promise<DatabaseCache> | undefined;
@@ -131,8 +157,23 @@ export class PortHandler {
     private readonly log: Logger,
     /** Claims a pod's EIP or SNAT address inside its port's transaction. */
     private readonly nat?: { claimPart(claim: NatClaim, fresh?: boolean): Promise<ClaimPart | undefined> },
+    private readonly options: PortHandlerOptions = {},
   ) {
     this.claims = new GroupCommit(northbound, NB);
+  }
+
+  /** Beside another control plane: claims only, under names of ours, and the pod asks it for the address. */
+  private get claimsOnly(): boolean {
+    return this.options.claimsOnly === true;
+  }
+
+  /** The name of the pod's claim port: its own port's name, or one of ours beside another control plane. */
+  private claimName(claim: Pick<PortClaim, "pod" | "port">): string {
+    return this.claimsOnly ? claimPortName(claim.pod) : claim.port;
+  }
+
+  private annotationsFor(claim: PortClaim, ips: string[], mac: string): Record<string, string> {
+    return portAnnotations(claim, ips, mac, this.claimsOnly);
   }
 
   get intents(): Record<string, IntentHandler> {
@@ -228,8 +269,14 @@ export class PortHandler {
   private taken(key: string, pod: string): boolean {
     const pendingFor = this.pending.get(key);
     if (pendingFor !== undefined) return pendingFor !== pod;
-    const holder = this.holderOf(key);
+    const holder = this.holderOf(key) ?? this.storedHolderOf(key, pod);
     return holder !== undefined && holder !== pod;
+  }
+
+  /** Beside another control plane: a stored pod it gave the address to (it has no claim of ours). */
+  private storedHolderOf(key: string, pod: string): string | undefined {
+    const split = key.indexOf("|");
+    return this.options.storedHolder?.(key.slice(0, split), key.slice(split + 1), pod);
   }
 
   /** The addresses and MAC the claim gets; IntentRefused when asked-for ones are taken or none is free. */
@@ -240,7 +287,7 @@ export class PortHandler {
       const asked = claim.ips?.find((ip) => familyOf(ip) === range.family);
       if (asked) {
         const key = addressKey(claim.subnet, asked);
-        const holder = this.pending.get(key) ?? this.holderOf(key);
+        const holder = this.pending.get(key) ?? this.holderOf(key) ?? this.storedHolderOf(key, claim.pod);
         if (holder !== undefined && holder !== claim.pod)
           throw new IntentRefused(
             `${annotationField(ANNOTATION.ipAddress)}: ${asked} is already held by pod ${holder} in subnet ${claim.subnet}${this.pending.has(key) ? " (being admitted)" : ""}`,
@@ -311,10 +358,10 @@ export class PortHandler {
     for (let attempt = 1; ; attempt++) {
       const [held] = this.portsOf(claim.pod);
       if (held && held.subnet === claim.subnet) {
-        return { annotations: portAnnotations(claim, held.ips, held.mac) };
+        return { annotations: this.annotationsFor(claim, held.ips, held.mac) };
       }
       const chosen = this.choose(claim, dryRun);
-      const annotations = portAnnotations(claim, chosen.ips, chosen.mac);
+      const annotations = this.annotationsFor(claim, chosen.ips, chosen.mac);
       if (dryRun)
         return { annotations, warnings: [`dryRun: ${chosen.ips.join(",")} would be given; nothing is held`] };
       const keys = [
@@ -346,16 +393,16 @@ export class PortHandler {
         let committed: OwnedPort | undefined;
         try {
           if (lost) await this.northbound.connect({ timeoutMs: 3_000 });
-          committed = await this.portNamed(claim.port);
+          committed = await this.portNamed(this.claimName(claim));
         } catch (again) {
           if (again instanceof ConnectionClosedError || again instanceof RequestTimeoutError) continue;
           throw again;
         }
         if (committed?.pod === claim.pod)
-          return { annotations: portAnnotations(claim, committed.ips, committed.mac) };
+          return { annotations: this.annotationsFor(claim, committed.ips, committed.mac) };
         if (committed)
           throw new IntentRefused(
-            `logical switch port ${claim.port} already exists in OVN Northbound and is not this pod's (${committed.pod || "not made by ovn-admission"})`,
+            `logical switch port ${this.claimName(claim)} already exists in OVN Northbound and is not this pod's (${committed.pod || "not made by ovn-admission"})`,
           );
         if (!lost) throw err;
       } finally {
@@ -427,7 +474,7 @@ export class PortHandler {
       op.insert(
         LSP,
         {
-          name: claim.port,
+          name: into === CLAIMS_SWITCH ? this.claimName(claim) : claim.port,
           addresses: [address],
           port_security: [address],
           enabled: into !== CLAIMS_SWITCH,
@@ -477,10 +524,8 @@ export class PortHandler {
    */
   async program(stored: StoredPort): Promise<PortOutcome> {
     await this.ports();
-    const same = (p: OwnedPort) =>
-      p.subnet === stored.subnet &&
-      p.mac === stored.mac.toLowerCase() &&
-      p.ips.join(",") === stored.ips.map(canonicalIp).join(",");
+    if (this.claimsOnly) return this.hold(stored);
+    const same = (p: OwnedPort) => holdsWhatIsStored(p, stored);
     const placed = this.placedOf(stored.pod);
     const live = placed.find((p) => p.on === stored.subnet && same(p) && p.enabled);
     if (live && placed.length === 1) return "unchanged";
@@ -539,6 +584,52 @@ export class PortHandler {
       throw err;
     }
     this.logWritten(stored, "stored pod");
+    return "written";
+  }
+
+  /**
+   * Beside another control plane, the stored pod's address is held by a
+   * claim of ours and nothing else is written: the claim is stamped with the
+   * stored pod's uid, or made (under the same `wait`s) for a pod that
+   * controller addressed without us. Its own port is that controller's.
+   */
+  private async hold(stored: StoredPort): Promise<PortOutcome> {
+    const same = (p: OwnedPort) => holdsWhatIsStored(p, stored);
+    const placed = this.placedOf(stored.pod).filter((p) => p.on === CLAIMS_SWITCH);
+    const claimed = placed.find((p) => same(p) && (p.uid === "" || p.uid === stored.uid));
+    const others = placed.filter((p) => p !== claimed);
+    if (others.length) await this.northbound.transact(NB, others.map(unlinkPort));
+    if (claimed) {
+      if (claimed.uid === stored.uid) return others.length ? "written" : "unchanged";
+      const self: [string, "==", string] = ["_uuid", "==", claimed.uuid];
+      const ids = { [PORT_IDS.uid]: stored.uid, [PORT_IDS.resourceVersion]: stored.resourceVersion };
+      await this.northbound.transact(NB, [
+        op.mutate(
+          LSP,
+          [self],
+          [
+            ["external_ids", "delete", Object.keys(ids)],
+            ["external_ids", "insert", ids],
+          ],
+        ),
+      ]);
+      return "written";
+    }
+    try {
+      await this.insertPort(
+        stored,
+        { ips: stored.ips.map(canonicalIp), mac: stored.mac.toLowerCase() },
+        stored,
+        CLAIMS_SWITCH,
+      );
+    } catch (err) {
+      if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
+      throw err;
+    }
+    this.log.info(
+      { event: "port-held", pod: stored.pod, subnet: stored.subnet, ips: stored.ips, uid: stored.uid },
+      "address of a stored pod held by a claim",
+    );
     return "written";
   }
 

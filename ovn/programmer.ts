@@ -44,6 +44,12 @@ export interface ProgrammerParts {
   networkModel?: NetworkModel;
   /** ovn-kubernetes: node switches. */
   nodeSubnets?: NodeSubnets;
+  /**
+   * Beside another control plane (`--alongside kube-ovn`): a stored pod's
+   * addresses are held by our claims and released with it; nothing else
+   * (switches, ports, NAT rows, the gateway, encap IPs) is ours to write.
+   */
+  claimsOnly?: boolean;
 }
 
 const planesOf = (node: NodeFacts) => parseNodeNetworks(node.annotations[ANNOTATION.nodeNetworks]);
@@ -84,6 +90,10 @@ export class Programmer {
   private onStored(change: StoredChange): void {
     // A replica that does not lead programs nothing; the leader's first pass covers what it missed.
     if (!this.leading() || change.event === "RELISTED") return;
+    if (this.parts.claimsOnly) {
+      if (change.kind === "Pod") this.onPodClaims(change.event, change.facts, change.previous);
+      return;
+    }
     switch (change.kind) {
       case "Node":
         return this.onNode(change.event, change.facts, change.previous);
@@ -178,7 +188,9 @@ export class Programmer {
    */
   private addressBoundPod(pod: PodFacts): void {
     const { ports, annotate } = this.parts;
-    if (!ports || !annotate || pod.annotations[ANNOTATION.allocated] === "true") return;
+    // Beside another control plane, that plane addresses the pods it binds.
+    if (!ports || !annotate || this.parts.claimsOnly || pod.annotations[ANNOTATION.allocated] === "true")
+      return;
     const decided = portClaimOf(
       pod.namespace,
       pod.name,
@@ -206,6 +218,22 @@ export class Programmer {
     });
   }
 
+  /** Beside another control plane: the pod's claims follow it; its port and NAT rows are that plane's. */
+  private onPodClaims(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    pod: PodFacts,
+    previous: PodFacts | undefined,
+  ): void {
+    this.onPodPort(event, pod, previous);
+    if (event === "DELETED") this.releaseNat(pod);
+  }
+
+  /** A deleted pod's NAT rows and claims go. */
+  private releaseNat(pod: PodFacts): void {
+    if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds)
+      this.enqueue(`pod/${pod.key}`, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
+  }
+
   private onPod(
     event: "ADDED" | "MODIFIED" | "DELETED",
     pod: PodFacts,
@@ -216,8 +244,7 @@ export class Programmer {
     if (event === "DELETED") {
       if (pod.annotations[ENCAP_IP_ANNOTATION] && pod.nodeName)
         this.parts.encap.forgetInterface(pod.nodeName, portNameOf(pod.namespace, pod.name, this.model));
-      if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds)
-        this.enqueue(key, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
+      this.releaseNat(pod);
       return;
     }
     const encapIp = pod.annotations[ENCAP_IP_ANNOTATION];

@@ -45,6 +45,8 @@ export interface ReconcilerOptions {
   networkModel?: NetworkModel;
   /** ovn-kubernetes: node switches, released when their Node is gone. */
   nodeSubnets?: NodeSubnets;
+  /** Beside another control plane (`--alongside`): claims only; no gateway, switch, port move or NAT row. */
+  claimsOnly?: boolean;
 }
 
 export class Reconciler {
@@ -119,21 +121,53 @@ export class Reconciler {
         );
     }
     if (ports && this.view.knows("Pod")) {
-      const stored = this.view
-        .podsWithAddresses()
-        .filter(holdsAddresses)
-        .map((pod) => storedPortOf(pod, this.options.networkModel))
-        .filter((p): p is NonNullable<typeof p> => p !== undefined);
       await ports
-        .reconcile(stored, this.options.graceMs)
+        .reconcile(this.storedPorts(), this.options.graceMs)
         .catch((err: Error) =>
           this.log.warn({ event: "ports-reconcile-failed", error: err.message }, "ports not reconciled"),
         );
     }
   }
 
+  /** Beside another control plane: stored pods' addresses held by our claims; claims nobody asks for released. */
+  private async reconcileClaims(): Promise<NatReconcile | undefined> {
+    const { ports } = this.options;
+    if (!this.view.knows("Pod")) return undefined;
+    if (ports)
+      await ports
+        .reconcile(this.storedPorts(), this.options.graceMs)
+        .catch((err: Error) =>
+          this.log.warn({ event: "ports-reconcile-failed", error: err.message }, "claims not reconciled"),
+        );
+    try {
+      const result = await this.nat.reconcile(
+        wantedNat(this.view, this.options.networkModel ?? "kube-ovn"),
+        this.options.graceMs,
+        true,
+      );
+      this.options.onNatReconciled?.(result);
+      return result;
+    } catch (err) {
+      this.log.warn(
+        { event: "nat-reconcile-failed", error: (err as Error).message },
+        "NAT claims not reconciled",
+      );
+      return undefined;
+    }
+  }
+
+  /** The port every stored pod with addresses asks for. */
+  private storedPorts() {
+    return this.view
+      .podsWithAddresses()
+      .filter(holdsAddresses)
+      .map((pod) => storedPortOf(pod, this.options.networkModel))
+      .filter((p): p is NonNullable<typeof p> => p !== undefined);
+  }
+
   private async pass(): Promise<NatReconcile | undefined> {
     if (this.options.leading && !this.options.leading()) return undefined;
+    if (this.options.claimsOnly) return this.reconcileClaims();
     try {
       await this.gateway.reconcile();
     } catch (err) {

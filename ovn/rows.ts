@@ -67,6 +67,13 @@ export const CLAIMS_ROUTER = "ovn-admission-claims";
 /** The switch that holds claimed ports: nothing routes to it, and its ports are disabled. */
 export const CLAIMS_SWITCH = "ovn-admission-claims";
 
+/**
+ * A claim's port name beside another control plane (`--alongside`): never a
+ * name that control plane gives a port (a `/` is in no Kubernetes name), so
+ * its own `<pod>.<namespace>` port is never refused as a duplicate name.
+ */
+export const claimPortName = (pod: string): string => `ovn-admission/${pod}`;
+
 /** The namespace of our name-based row UUIDs (RFC 9562 version 5); never to change, or claims stop meeting. */
 const CLAIM_UUID_NAMESPACE = "3b0a1f0e-8c1d-4d7e-9a55-2f6f0c1c8e11";
 

@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { parseRemotes } from "ovsdb-client";
 import type { FailureMode } from "../webhooks/admit.js";
 import { isCidr, networkOf, prefixOf } from "../domain/addresses.js";
-import type { NetworkModel, RuleSettings } from "../domain/settings.js";
+import type { Alongside, NetworkModel, RuleSettings } from "../domain/settings.js";
 
 export interface Config {
   host: string;
@@ -46,6 +46,8 @@ export interface Config {
   defaultSubnet: string;
   /** kube-ovn: Subnets are logical switches; ovn-kubernetes (seed 002): one switch per node, its subnet carved from clusterIpSubnet. */
   networkModel: NetworkModel;
+  /** The control plane the service runs beside, whose rows it never writes; undefined: its own. */
+  alongside: Alongside | undefined;
   clusterIpSubnet: string | undefined;
   nodeSubnetPrefix: number;
   cniPlugins: string[];
@@ -345,6 +347,15 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     fallback: () => "kube-ovn",
     parse: oneOf<NetworkModel>("kube-ovn", "ovn-kubernetes"),
   },
+  alongside: {
+    key: "alongside",
+    flag: "alongside",
+    env: "OVN_ADMISSION_ALONGSIDE",
+    describe:
+      "kube-ovn: beside a running kube-ovn-controller and kube-ovn-daemon, decide, inject and claim only (claims on the service's own router and switch; no switch, port, NAT, gateway or encap write of Kube-OVN's); unset: the service programs what it admits",
+    fallback: () => undefined,
+    parse: oneOf<Alongside>("kube-ovn"),
+  },
   clusterIpSubnet: {
     key: "clusterIpSubnet",
     flag: "cluster-ip-subnet",
@@ -622,6 +633,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
         `--node-subnet-prefix: expected a prefix longer than --cluster-ip-subnet's /${clusterPrefix} and at most /${bits - 2}, found ${done.nodeSubnetPrefix}`,
       );
   }
+  if (done.alongside === "kube-ovn" && done.networkModel !== "kube-ovn")
+    throw new ConfigError(
+      `--alongside kube-ovn needs --network-model kube-ovn (Kube-OVN's names), found --network-model ${done.networkModel}`,
+    );
   if (done.selfManagedTls && done.tlsCertFile)
     throw new ConfigError(
       "--self-managed-tls and --tls-cert-file exclude each other: the service makes its own certificate, or serves the one given",

@@ -43,7 +43,9 @@ import {
 } from "../tls/certificates.js";
 import { createMetrics } from "./metrics.js";
 
-import { createIfAbsent, NB, OWNER, OWNER_KEY } from "../ovn/rows.js";
+import { CLAIMS_ROUTER, CLAIMS_SWITCH, createIfAbsent, NB, OWNER, OWNER_KEY } from "../ovn/rows.js";
+import { NorthboundProfile } from "../ovn/profile.js";
+import { ANNOTATION } from "../domain/annotations.js";
 
 export interface Service {
   url: string;
@@ -252,7 +254,24 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     );
   };
   const nat = new NatHandler(northbound, config.clusterRouter, log, markRouted);
-  const ports = new PortHandler(northbound, log, nat);
+  const claimsOnly = config.alongside !== undefined;
+  const ports = new PortHandler(northbound, log, nat, {
+    claimsOnly,
+    // Beside Kube-OVN, the pods it addressed before us hold their addresses through their stored annotations.
+    ...(claimsOnly
+      ? {
+          storedHolder: (subnet: string, ip: string, pod: string) =>
+            view
+              .podsWithStaticIp(ip)
+              .find(
+                (p) =>
+                  p.key !== pod &&
+                  (p.annotations[ANNOTATION.logicalSwitch] ?? config.defaultSubnet) === subnet,
+              )?.key,
+        }
+      : {}),
+  });
+  const profile = new NorthboundProfile(northbound, config.alongside, remote);
   const switchSettings = { clusterRouter: config.clusterRouter };
   const switches = new SubnetSwitches(northbound, switchSettings, log);
   const nodeSubnets =
@@ -274,6 +293,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
           identity: `${os.hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
           leaseDurationMs: config.leaseDurationMs,
           retryMs: Math.min(2_000, config.leaseDurationMs / 4),
+          // Outside a cluster (npm start with a kubeconfig) nothing else would make it.
+          createNamespace: !config.inCluster,
         },
         log,
         (leading) => {
@@ -287,7 +308,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       )
     : undefined;
   if (!elector) metrics.reconcilerLeader.set(1);
-  const leading = (): boolean => elector?.isLeader ?? true;
+  // A profile the Northbound contradicts programs nothing until it agrees again.
+  const leading = (): boolean => (elector?.isLeader ?? true) && profile.mismatch === undefined;
   const reconciler = new Reconciler(
     view,
     gateway,
@@ -307,6 +329,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       switches,
       networkModel: config.networkModel,
       ...(nodeSubnets ? { nodeSubnets } : {}),
+      claimsOnly,
     },
     log,
   );
@@ -324,6 +347,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       networkModel: config.networkModel,
       ...(nodeSubnets ? { nodeSubnets } : {}),
       ...(marker ? { annotate: marker.annotate.bind(marker) } : {}),
+      claimsOnly,
     },
     leading,
     log,
@@ -332,7 +356,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   programmer.start();
   // After a restart, what was stored is put back; then every ten minutes, in case someone edited OVS by hand.
   const resync = (): void => {
-    if (!leading()) return;
+    // Beside Kube-OVN, kube-ovn-daemon writes each node's encap IPs (its order is its own: ours would flap with it).
+    if (!leading() || claimsOnly) return;
     void encap
       .resync()
       .catch((err: Error) => log.warn({ event: "encap-resync-failed", error: err.message }, "resync failed"));
@@ -368,6 +393,27 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   await step(`cannot reach OVN Northbound at ${remote}`, () =>
     northbound.connect({ timeoutMs: config.northboundConnectTimeoutMs }),
   );
+  const mismatch = await step("cannot read who owns OVN Northbound's rows", () => profile.check());
+  if (mismatch) {
+    await stopLocal();
+    throw new StartupError(mismatch);
+  }
+  log.info(
+    { event: "northbound-profile", alongside: config.alongside ?? "none", remote },
+    config.alongside
+      ? `beside ${config.alongside}: claims only, on ${CLAIMS_ROUTER} and ${CLAIMS_SWITCH}`
+      : "own control plane: the service programs what it admits",
+  );
+  // After a reconnect (a failover, or a Northbound put back from a backup) the rows are looked at again.
+  northbound.on("state", (state) => {
+    if (state !== "connected") return;
+    void profile.check().then(
+      (again) =>
+        again && log.error({ event: "northbound-profile-mismatch", error: again }, "programming stopped"),
+      (err: Error) =>
+        log.warn({ event: "northbound-profile-unread", error: err.message }, "profile not checked"),
+    );
+  });
   if (localNorthbound) await ensureDevRouter(northbound, config.clusterRouter, log);
   await step("cannot make the claims router and switch in OVN Northbound", async () => {
     await nat.ensureClaimsRouter();
@@ -392,6 +438,9 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       waitingFor.push(`cluster view to sync${kinds.length ? ` (${kinds.join(", ")})` : ""}`);
     }
     if (northbound.state !== "connected") waitingFor.push(`OVN Northbound (${northbound.state})`);
+    if (profile.mismatch) waitingFor.push(profile.mismatch);
+    const leaseProblem = elector?.problem();
+    if (leaseProblem) waitingFor.push(`the reconciler's Lease: ${leaseProblem}`);
     return { ready: waitingFor.length === 0, waitingFor };
   };
   const app = await buildApp({

@@ -101,6 +101,7 @@ type Container = {
   readinessProbe?: { httpGet: { path: string } };
   livenessProbe?: { httpGet: { path: string } };
   volumeMounts: Array<{ name: string; mountPath: string }>;
+  env: Array<{ name: string; value?: string }>;
 };
 type PodSpec = {
   priorityClassName?: string;
@@ -116,11 +117,11 @@ const deploymentOf = (objects: ManifestObject[]) =>
   };
 
 t.test(
-  "both overlays render: one image line, an operator's Deployment, a PDB, a way to the CA",
+  "every overlay renders: one image line, an operator's Deployment, a PDB, a way to the CA",
   async (t) => {
     const defaults = loadConfig([], {});
     if (defaults === "help") throw new Error("unexpected");
-    for (const overlay of ["cert-manager", "self-managed"]) {
+    for (const overlay of ["cert-manager", "self-managed", "kube-ovn"]) {
       const objects = kustomize(`manifests/overlays/${overlay}`);
       const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
       t.equal(new Set(names).size, names.length, `${overlay}: no object twice`);
@@ -167,7 +168,25 @@ t.test(
       );
       const configs = objects.filter((o) => o.kind.endsWith("WebhookConfiguration"));
       t.equal(configs.length, 2);
-      if (overlay === "cert-manager") {
+      if (overlay === "kube-ovn") {
+        const config = loadConfig(
+          [...container.args.filter((a) => !a.startsWith("--host")), "--kubeconfig", "/dev/null"],
+          Object.fromEntries(container.env.filter((e) => e.value).map((e) => [e.name, e.value as string])),
+        );
+        if (config === "help") throw new Error("unexpected");
+        t.equal(config.alongside, "kube-ovn", "kube-ovn: the profile beside Kube-OVN");
+        t.equal(
+          config.northboundRemote,
+          "tcp:ovn-nb.kube-system:6641",
+          "kube-ovn: Kube-OVN's Northbound service",
+        );
+        t.same(
+          [config.clusterRouter, config.defaultSubnet],
+          ["ovn-cluster", "ovn-default"],
+          "kube-ovn: Kube-OVN's default router and subnet",
+        );
+      }
+      if (overlay !== "self-managed") {
         for (const c of configs)
           t.equal(
             c.metadata.annotations?.["cert-manager.io/inject-ca-from"],

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { SOURCES } from "../cluster/informers.js";
-import { WRITES } from "../cluster/pod-annotations.js";
+import { ALONGSIDE_WRITES, WRITES } from "../cluster/pod-annotations.js";
 import { SELF_MANAGED_TLS_WRITES } from "../tls/self-managed.js";
 import { kustomize, type ManifestObject } from "./harness/kustomize.js";
 
@@ -34,9 +34,9 @@ function granted(objects: RbacObject[]): string[] {
 }
 
 /** The same, for what the informers do: list and watch each source. */
-function needed(
-  extra: ReadonlyArray<{ namespace: string; group: string; resource: string; verbs: readonly string[] }> = [],
-): string[] {
+type Writes = ReadonlyArray<{ namespace: string; group: string; resource: string; verbs: readonly string[] }>;
+
+function needed(extra: Writes = [], writes: Writes = WRITES): string[] {
   return SOURCES.flatMap((s) => {
     const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
     if (!m) throw new Error(`cannot read ${s.path}`);
@@ -44,7 +44,7 @@ function needed(
     return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
   })
     .concat(
-      [...WRITES, ...extra].flatMap((w) =>
+      [...writes, ...extra].flatMap((w) =>
         w.verbs.map((verb) => `${w.namespace} ${w.group}/${w.resource} ${verb}`),
       ),
     )
@@ -76,6 +76,11 @@ t.test(
       granted(selfManaged),
       needed(SELF_MANAGED_TLS_WRITES),
       "self-managed: plus its Secret and caBundle",
+    );
+    t.same(
+      granted(rbacOf(kustomize("manifests/overlays/kube-ovn"))),
+      needed([], ALONGSIDE_WRITES),
+      "kube-ovn: the base's grants but patching pods (kube-ovn-controller marks them)",
     );
     for (const binding of selfManaged.filter((o) => o.kind.endsWith("Binding")) as unknown as Array<{
       subjects: Array<{ kind: string; name: string; namespace: string }>;

@@ -8,7 +8,7 @@ import t from "tap";
 import { AppsV1Api, CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import { cidrContains } from "../../domain/addresses.js";
-import { kubeFor } from "../harness/kube.js";
+import { kubeFor, readyNodes } from "../harness/kube.js";
 import { serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
 
@@ -40,29 +40,7 @@ t.test(
     await waitFor("the view to have the subnet", () => s.service.view.subnet("ovn-default") !== undefined);
 
     // Two nodes that are Ready, as kubelets would report them.
-    for (const name of ["node-1", "node-2"]) {
-      await core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
-      const node = await core.readNode({ name });
-      node.status = {
-        capacity: { cpu: "32", memory: "64Gi", pods: "110" },
-        allocatable: { cpu: "32", memory: "64Gi", pods: "110" },
-        conditions: [
-          {
-            type: "Ready",
-            status: "True",
-            reason: "KubeletReady",
-            message: "e2e",
-            lastHeartbeatTime: new Date(),
-          },
-        ],
-        addresses: [{ type: "InternalIP", address: name === "node-1" ? "192.168.1.1" : "192.168.1.2" }],
-      };
-      const ready = await core.replaceNodeStatus({ name, body: node });
-      // New nodes are tainted not-ready (TaintNodesByCondition); the node lifecycle controller lifts it once
-      // the node reports Ready. That controller does not run here (no kubelet heartbeats), so the test does.
-      ready.spec = { ...ready.spec, taints: [] };
-      await core.replaceNode({ name, body: ready });
-    }
+    await readyNodes(core, { "node-1": "192.168.1.1", "node-2": "192.168.1.2" });
     await core.createNamespace({ body: { metadata: { name: "shop" } } });
     const started = performance.now();
     await apps.createNamespacedDeployment({

@@ -100,10 +100,44 @@ t.test("no namespace for the Lease: said once, clearly, and nobody leads", async
   await new Promise((r) => setTimeout(r, 1_200));
   t.equal(elector.isLeader, false);
   t.same(
-    lines.map((l) => l.error),
-    ["namespace nowhere does not exist (--lease-namespace): no replica reconciles until it does"],
-    "one line for several failed attempts",
+    lines.map((l) => [l.level, l.error]),
+    [
+      [
+        50,
+        "namespace nowhere does not exist (--lease-namespace): no replica reconciles until it does; kubectl create namespace nowhere, or apply manifests/overlays/*, which make it",
+      ],
+    ],
+    "one line at error level, with what to run, for several failed attempts",
   );
+  t.equal(
+    elector.problem(Date.now() - 60_000),
+    undefined,
+    "not a problem before a lease duration of failing",
+  );
+  t.match(
+    elector.problem(Date.now() + 60_000),
+    /namespace nowhere does not exist/,
+    "then what readiness says",
+  );
+});
+
+t.test("outside a cluster, a missing Lease namespace is made", async (t) => {
+  const kube = await kubeFor(t);
+  const elector = new LeaseElector(
+    kube.kubeConfig,
+    { ...settings("local"), namespace: "made-for-us", createNamespace: true },
+    log,
+  );
+  t.teardown(() => elector.stop());
+  elector.start();
+  await waitFor("leading", () => elector.isLeader, 10_000);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  t.equal(
+    (await core.readNamespace({ name: "made-for-us" })).metadata?.name,
+    "made-for-us",
+    "namespace made",
+  );
+  t.equal(elector.problem(), undefined);
 });
 
 t.test("handovers while attempts are in flight: never two leaders, never a stopped one", async (t) => {

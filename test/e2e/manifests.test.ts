@@ -1,5 +1,5 @@
 /**
- * Both overlays, rendered as `kubectl apply -k` would, applied to a real
+ * Every overlay, rendered as `kubectl apply -k` would, applied to a real
  * kube-apiserver: every object is accepted, and the service account may do
  * exactly what the service does (asked of the API server's own RBAC
  * authorizer with SubjectAccessReviews), no more.
@@ -11,7 +11,7 @@ import {
   type V1ResourceAttributes,
 } from "@kubernetes/client-node";
 import { SOURCES } from "../../cluster/informers.js";
-import { WRITES } from "../../cluster/pod-annotations.js";
+import { ALONGSIDE_WRITES, WRITES } from "../../cluster/pod-annotations.js";
 import { SELF_MANAGED_TLS_WRITES } from "../../tls/self-managed.js";
 import { kubeFor, apiMessage } from "../harness/kube.js";
 import { kustomize, type ManifestObject } from "../harness/kustomize.js";
@@ -45,13 +45,16 @@ function applyOrder(objects: ManifestObject[]): ManifestObject[] {
 }
 
 /** Every grant the service needs, as SubjectAccessReview resource attributes. */
-function needs(selfManaged: boolean) {
+function needs(selfManaged: boolean, alongside = false) {
   const watched = SOURCES.flatMap((s) => {
     const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
     const [, group = "", namespace = "", resource = ""] = m ?? [];
     return ["list", "watch"].map((verb) => ({ group, namespace, resource, verb }));
   });
-  const writes = [...WRITES, ...(selfManaged ? SELF_MANAGED_TLS_WRITES : [])].flatMap((w) =>
+  const writes = [
+    ...(alongside ? ALONGSIDE_WRITES : WRITES),
+    ...(selfManaged ? SELF_MANAGED_TLS_WRITES : []),
+  ].flatMap((w) =>
     w.verbs.map((verb) => ({
       group: w.group,
       namespace: w.namespace === "cluster" ? "" : w.namespace,
@@ -65,10 +68,10 @@ function needs(selfManaged: boolean) {
   return [...watched, ...writes];
 }
 
-for (const overlay of ["cert-manager", "self-managed"] as const) {
+for (const overlay of ["cert-manager", "self-managed", "kube-ovn"] as const) {
   t.test(`overlays/${overlay}: accepted by the API server; RBAC exactly as needed`, async (t) => {
     const kube = await kubeFor(t);
-    if (overlay === "cert-manager") for (const crd of certManagerKinds) await kube.objects.create(crd);
+    if (overlay !== "self-managed") for (const crd of certManagerKinds) await kube.objects.create(crd);
     const objects = applyOrder(kustomize(`manifests/overlays/${overlay}`));
     for (const object of objects) {
       // Kubernetes 1.20 (the e2e API server) serves PodDisruptionBudget as policy/v1beta1 only; the fields are the same.
@@ -114,7 +117,7 @@ for (const overlay of ["cert-manager", "self-managed"] as const) {
         })
       ).status?.allowed === true;
     const denied: string[] = [];
-    for (const need of needs(overlay === "self-managed"))
+    for (const need of needs(overlay === "self-managed", overlay === "kube-ovn"))
       if (!(await allowed(need))) denied.push(JSON.stringify(need));
     t.same(denied, [], "every read and write the service makes is allowed");
     const beyond = [

@@ -14,6 +14,7 @@ import path from "node:path";
 import {
   ApiException,
   CustomObjectsApi,
+  type CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
   type KubernetesObject,
@@ -512,4 +513,34 @@ export async function manifestsRbacKubeconfig(kube: KubeApi, user = "ovn-admissi
     await kube.objects.create(doc);
   }
   return kube.userKubeconfig(user);
+}
+
+/**
+ * Nodes as kubelets report them, Ready and untainted, so kube-scheduler binds
+ * pods to them: `nodes` maps a name to its InternalIP.
+ */
+export async function readyNodes(core: CoreV1Api, nodes: Record<string, string>): Promise<void> {
+  for (const [name, address] of Object.entries(nodes)) {
+    await core.createNode({ body: { metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
+    const node = await core.readNode({ name });
+    node.status = {
+      capacity: { cpu: "32", memory: "64Gi", pods: "110" },
+      allocatable: { cpu: "32", memory: "64Gi", pods: "110" },
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "KubeletReady",
+          message: "e2e",
+          lastHeartbeatTime: new Date(),
+        },
+      ],
+      addresses: [{ type: "InternalIP", address }],
+    };
+    const ready = await core.replaceNodeStatus({ name, body: node });
+    // New nodes are tainted not-ready (TaintNodesByCondition); the node lifecycle controller lifts it once
+    // the node reports Ready. That controller does not run here (no kubelet heartbeats), so this does.
+    ready.spec = { ...ready.spec, taints: [] };
+    await core.replaceNode({ name, body: ready });
+  }
 }
