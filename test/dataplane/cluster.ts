@@ -59,7 +59,7 @@ export async function dataplaneCluster(
   t.teardown(() => {
     if (t.passing()) return;
     for (const line of s.logs)
-      if (Number(line.level) >= 40 || /encap|interface|lease|leader/.test(String(line.event)))
+      if (Number(line.level) >= 40 || /encap|interface|lease|leader|ovsdb|program/.test(String(line.event)))
         t.comment(`service: ${JSON.stringify(line).slice(0, 400)}`);
   });
   return { dp, kube, core: kube.kubeConfig.makeApiClient(CoreV1Api), s };
