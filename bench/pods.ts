@@ -38,6 +38,23 @@ const run = promisify(execFile);
 /** The i-th address of 10.16.0.0/16 after the gateway. */
 const addressOf = (i: number) => numberToAddress(BigInt(0x0a100000 + 2 + i), "ipv4");
 
+/** The row of pod `name`'s port at `ip` on ovn-default, with our external_ids, as the service writes it. */
+function portRow(name: string, ip: string) {
+  const mac = macOfAddress(ip);
+  return {
+    name: `${name}.bench`,
+    addresses: [`${mac} ${ip}`],
+    port_security: [`${mac} ${ip}`],
+    external_ids: {
+      [PORT_IDS.owner]: "pod-port",
+      [PORT_IDS.pod]: `bench/${name}`,
+      [PORT_IDS.subnet]: "ovn-default",
+      [PORT_IDS.ipv4]: `ovn-default|${ip}`,
+      [PORT_IDS.mac]: `ovn-default|${mac}`,
+    },
+  };
+}
+
 /** A Northbound with the cluster router, the subnet's switch and `existing` ports on it (ours, as if admitted before). */
 async function northboundWith(existing: number): Promise<{ server: OvsdbServer; client: OvsdbClient }> {
   const server = await startNorthbound();
@@ -52,26 +69,8 @@ async function northboundWith(existing: number): Promise<{ server: OvsdbServer; 
     const names: string[] = [];
     for (let i = from; i < Math.min(existing, from + 1_000); i++) {
       const ip = addressOf(i);
-      const mac = macOfAddress(ip);
       names.push(`p${i}`);
-      ops.push(
-        op.insert(
-          "Logical_Switch_Port",
-          {
-            name: `existing-${i}.bench`,
-            addresses: [`${mac} ${ip}`],
-            port_security: [`${mac} ${ip}`],
-            external_ids: {
-              [PORT_IDS.owner]: "pod-port",
-              [PORT_IDS.pod]: `bench/existing-${i}`,
-              [PORT_IDS.subnet]: "ovn-default",
-              [PORT_IDS.ipv4]: `ovn-default|${ip}`,
-              [PORT_IDS.mac]: `ovn-default|${mac}`,
-            },
-          },
-          { uuidName: `p${i}` },
-        ),
-      );
+      ops.push(op.insert("Logical_Switch_Port", portRow(`existing-${i}`, ip), { uuidName: `p${i}` }));
     }
     ops.push(
       op.mutate(
@@ -265,24 +264,10 @@ async function bare(existing: number): Promise<number> {
     Array.from({ length: IN_FLIGHT }, async () => {
       while (next < PODS) {
         const i = next++;
-        const ip = addressOf(existing + i);
-        const mac = macOfAddress(ip);
         await client.transact(NB, [
           op.insert(
             "Logical_Switch_Port",
-            {
-              name: `pod-${i}.bench`,
-              addresses: [`${mac} ${ip}`],
-              port_security: [`${mac} ${ip}`],
-              enabled: false,
-              external_ids: {
-                [PORT_IDS.owner]: "pod-port",
-                [PORT_IDS.pod]: `bench/pod-${i}`,
-                [PORT_IDS.subnet]: "ovn-default",
-                [PORT_IDS.ipv4]: `ovn-default|${ip}`,
-                [PORT_IDS.mac]: `ovn-default|${mac}`,
-              },
-            },
+            { ...portRow(`pod-${i}`, addressOf(existing + i)), enabled: false },
             { uuidName: "port" },
           ),
           op.mutate(

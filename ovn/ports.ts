@@ -59,6 +59,16 @@ const OWNER = OWNERS.port;
 /** Takes a port off its switch (a port nobody references is garbage-collected with it). */
 const unlinkPort = (port: { on: string; uuid: string }): Operation =>
   op.mutate("Logical_Switch", [["name", "==", port.on]], [["ports", "delete", [port.uuid]]]);
+/** Sets these external_ids keys of a port, leaving its other keys as they are. */
+const stampPort = (uuid: string, ids: Record<string, string>): Operation =>
+  op.mutate(
+    LSP,
+    [["_uuid", "==", uuid]],
+    [
+      ["external_ids", "delete", Object.keys(ids)],
+      ["external_ids", "insert", ids],
+    ],
+  );
 /** Puts a port (its uuid, or the uuid-name it is inserted under) on a switch. */
 const linkPort = (on: string, port: string | NamedUuid): Operation =>
   op.mutate("Logical_Switch", [["name", "==", on]], [["ports", "insert", [port]]]);
@@ -549,14 +559,7 @@ export class PortHandler {
         await this.northbound.transact(NB, [
           op.wait("Logical_Switch", [["name", "==", stored.subnet]], ["name"], "!=", [], 0),
           ...unlink(others.filter((p) => p.on)),
-          op.mutate(
-            LSP,
-            [self],
-            [
-              ["external_ids", "delete", Object.keys(ids)],
-              ["external_ids", "insert", ids],
-            ],
-          ),
+          stampPort(claimed.uuid, ids),
           op.update(LSP, [self], { enabled: true }),
           unlinkPort({ on: CLAIMS_SWITCH, uuid: claimed.uuid }),
           linkPort(stored.subnet, claimed.uuid),
@@ -572,17 +575,7 @@ export class PortHandler {
       return "written";
     }
     if (others.some((p) => p.on)) await this.northbound.transact(NB, unlink(others.filter((p) => p.on)));
-    try {
-      await this.insertPort(
-        stored,
-        { ips: stored.ips.map(canonicalIp), mac: stored.mac.toLowerCase() },
-        stored,
-        stored.subnet,
-      );
-    } catch (err) {
-      if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
-      throw err;
-    }
+    await this.insertStored(stored, stored.subnet);
     this.logWritten(stored, "stored pod");
     return "written";
   }
@@ -594,43 +587,43 @@ export class PortHandler {
    * controller addressed without us. Its own port is that controller's.
    */
   private async hold(stored: StoredPort): Promise<PortOutcome> {
-    const same = (p: OwnedPort) => holdsWhatIsStored(p, stored);
     const placed = this.placedOf(stored.pod).filter((p) => p.on === CLAIMS_SWITCH);
-    const claimed = placed.find((p) => same(p) && (p.uid === "" || p.uid === stored.uid));
+    const claimed = placed.find(
+      (p) => holdsWhatIsStored(p, stored) && (p.uid === "" || p.uid === stored.uid),
+    );
     const others = placed.filter((p) => p !== claimed);
     if (others.length) await this.northbound.transact(NB, others.map(unlinkPort));
     if (claimed) {
       if (claimed.uid === stored.uid) return others.length ? "written" : "unchanged";
-      const self: [string, "==", string] = ["_uuid", "==", claimed.uuid];
-      const ids = { [PORT_IDS.uid]: stored.uid, [PORT_IDS.resourceVersion]: stored.resourceVersion };
       await this.northbound.transact(NB, [
-        op.mutate(
-          LSP,
-          [self],
-          [
-            ["external_ids", "delete", Object.keys(ids)],
-            ["external_ids", "insert", ids],
-          ],
-        ),
+        stampPort(claimed.uuid, {
+          [PORT_IDS.uid]: stored.uid,
+          [PORT_IDS.resourceVersion]: stored.resourceVersion,
+        }),
       ]);
       return "written";
     }
-    try {
-      await this.insertPort(
-        stored,
-        { ips: stored.ips.map(canonicalIp), mac: stored.mac.toLowerCase() },
-        stored,
-        CLAIMS_SWITCH,
-      );
-    } catch (err) {
-      if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
-      throw err;
-    }
+    await this.insertStored(stored, CLAIMS_SWITCH);
     this.log.info(
       { event: "port-held", pod: stored.pod, subnet: stored.subnet, ips: stored.ips, uid: stored.uid },
       "address of a stored pod held by a claim",
     );
     return "written";
+  }
+
+  /** The stored pod's port inserted on `into` under the address `wait`s; an address another holds is a refusal. */
+  private async insertStored(stored: StoredPort, into: string): Promise<void> {
+    try {
+      await this.insertPort(
+        stored,
+        { ips: stored.ips.map(canonicalIp), mac: stored.mac.toLowerCase() },
+        stored,
+        into,
+      );
+    } catch (err) {
+      if (err instanceof AddressTaken) throw new IntentRefused(`pod ${stored.pod}: ${err.message}`);
+      throw err;
+    }
   }
 
   /** Removes the pod's ports and claims. */

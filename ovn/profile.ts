@@ -52,7 +52,7 @@ export function profileMismatch(
   return undefined;
 }
 
-/** The profile, checked against the Northbound at start and again at every reconnect and reconcile. */
+/** The profile, checked against the Northbound at start and again at every reconnect. */
 export class NorthboundProfile {
   /** What contradicts the profile, from the last check; undefined when it agrees. */
   mismatch: string | undefined;

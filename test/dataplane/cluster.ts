@@ -9,7 +9,14 @@ import { waitFor } from "../harness/wait.js";
 
 import type { Test } from "tap";
 import { clusterRouterOn, startStandalone } from "../harness/index.js";
-import { BOOKWORM, dataplaneFor, type Dataplane, type OvnBuild } from "../harness/dataplane.js";
+import {
+  BOOKWORM,
+  CONVERGE_MS,
+  dataplaneFor,
+  type Dataplane,
+  type DataplaneNode,
+  type OvnBuild,
+} from "../harness/dataplane.js";
 import { kubeFor, type KubeApi } from "../harness/kube.js";
 import { serviceFor, type TestService } from "../harness/service.js";
 
@@ -105,3 +112,18 @@ export const ipv4Packet = (
   dstMac: string,
 ): string =>
   `in_port=${iface},dl_src=${from.mac},dl_dst=${dstMac},ip,nw_src=${from.ip},nw_dst=${to.ip},nw_ttl=64`;
+
+/** Waits until each pod interface (on its node) carries its `external_ids:encap-ip`, as the service sets it. */
+export async function interfacesCarryEncapIps(
+  dp: Dataplane,
+  wanted: ReadonlyArray<readonly [DataplaneNode, string, string]>,
+): Promise<void> {
+  for (const [node, iface, ip] of wanted)
+    await waitFor(
+      `${iface}'s interface encap-ip`,
+      async () =>
+        (await dp.vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip")) ===
+        `"${ip}"`,
+      CONVERGE_MS,
+    );
+}

@@ -9,8 +9,8 @@ import t from "tap";
 import { op } from "ovsdb-client";
 import { CONVERGE_MS, trixieBuild, trixieRoot, type DataplaneNode } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Packet, registerNodes } from "./cluster.js";
-import { OVN_KUBERNETES } from "../fixtures/index.js";
+import { dataplaneCluster, interfacesCarryEncapIps, ipv4Packet, registerNodes } from "./cluster.js";
+import { OVN_KUBERNETES, STORAGE_SUBNET } from "../fixtures/index.js";
 
 const NB = "OVN_Northbound";
 const NODES = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
@@ -47,12 +47,7 @@ else
         ]);
         return lrp?.rows?.[0]?.mac ? String(lrp.rows[0].mac) : undefined;
       });
-      await kube.createSubnet("storage-net", {
-        cidrBlock: "10.30.0.0/24",
-        gateway: "10.30.0.1",
-        namespaces: ["storage"],
-        nodeNetwork: "storage",
-      });
+      await kube.createSubnet("storage-net", STORAGE_SUBNET);
       await waitFor(
         "the view to hold the subnet and both nodes' planes",
         () =>
@@ -85,17 +80,10 @@ else
         [STORAGE["node-1"], STORAGE["node-2"]],
         "plane pods record their node's plane IP",
       );
-      for (const [node, iface, ip] of [
+      await interfacesCarryEncapIps(dp, [
         [node1, "s1", STORAGE["node-1"]],
         [node2, "s2", STORAGE["node-2"]],
-      ] as const)
-        await waitFor(
-          `${iface}'s interface encap-ip`,
-          async () =>
-            (await dp.vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip")) ===
-            `"${ip}"`,
-          CONVERGE_MS,
-        );
+      ]);
       t.pass("their <namespace>_<pod> interfaces carry it (external_ids:encap-ip)");
       const tunnel = await waitFor(
         "s1's flows to node-2",

@@ -19,7 +19,8 @@ import {
   type OvnBuild,
 } from "../harness/dataplane.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Packet, registerNodes } from "./cluster.js";
+import { dataplaneCluster, interfacesCarryEncapIps, ipv4Packet, registerNodes } from "./cluster.js";
+import { STORAGE_SUBNET } from "../fixtures/index.js";
 
 const NODES = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
 const STORAGE = { "node-1": "198.51.100.11", "node-2": "198.51.100.12" };
@@ -54,12 +55,7 @@ for (const build of builds) {
       "the view to hold both nodes' planes",
       () => s.service.view.nodesWithPlane("storage").length === 2,
     );
-    await kube.createSubnet("storage-net", {
-      cidrBlock: "10.30.0.0/24",
-      gateway: "10.30.0.1",
-      namespaces: ["storage"],
-      nodeNetwork: "storage",
-    });
+    await kube.createSubnet("storage-net", STORAGE_SUBNET);
     await waitFor("the view to hold the subnets", () => Boolean(s.service.view.subnet("storage-net")));
     for (const name of ["storage", "shop"]) await core.createNamespace({ body: { metadata: { name } } });
     const pod = (namespace: string, name: string, nodeName: string): V1Pod => ({
@@ -86,17 +82,10 @@ for (const build of builds) {
       [STORAGE["node-1"], STORAGE["node-2"], undefined],
       "plane pods record their node's plane IP",
     );
-    for (const [node, iface, ip] of [
+    await interfacesCarryEncapIps(dp, [
       [node1, "s1", STORAGE["node-1"]],
       [node2, "s2", STORAGE["node-2"]],
-    ] as const)
-      await waitFor(
-        `${iface}'s interface encap-ip`,
-        async () =>
-          (await dp.vsctl(node, "--if-exists", "get", "Interface", iface, "external_ids:encap-ip")) ===
-          `"${ip}"`,
-        CONVERGE_MS,
-      );
+    ]);
     t.pass("their interfaces carry it (external_ids:encap-ip)");
 
     const tunnelFrom = (iface: string, from: { ip: string; mac: string }, to: { ip: string; mac: string }) =>

@@ -17,7 +17,7 @@ import { kubeFor, readyNodes } from "../harness/kube.js";
 import { northboundFor, nodesFor, vsctl, type OvsdbServer } from "../harness/index.js";
 import { responseOf, serviceFor } from "../harness/service.js";
 import { waitFor } from "../harness/wait.js";
-import { podReview, SEED_GATEWAY } from "../fixtures/index.js";
+import { podReview, SEED_GATEWAY, STORAGE_SUBNET } from "../fixtures/index.js";
 import { OWNER_KEY } from "../../ovn/rows.js";
 import { ClusterState } from "../../cluster/state.js";
 
@@ -197,12 +197,7 @@ t.test("beside Kube-OVN: claims only, every Kube-OVN row untouched and none doub
     "the view to hold node-1's plane",
     () => s.service.view.nodesWithPlane("storage").length === 1,
   );
-  await kube.createSubnet("storage-net", {
-    cidrBlock: "10.30.0.0/24",
-    gateway: "10.30.0.1",
-    namespaces: ["storage"],
-    nodeNetwork: "storage",
-  });
+  await kube.createSubnet("storage-net", STORAGE_SUBNET);
   await waitFor("the view to hold the subnets", () => Boolean(s.service.view.subnet("storage-net")));
   // Each pod is addressed at its binding; a binding that comes before the view has the pod is answered
   // without an address, and beside Kube-OVN that pod is left to Kube-OVN's own allocation (absent here).
