@@ -22,6 +22,9 @@ import { OWNER_KEY } from "../../ovn/rows.js";
 import { ClusterState } from "../../cluster/state.js";
 
 const NB = "OVN_Northbound";
+// A kube-apiserver with its controller-manager and scheduler, 20 pods and three replicas: over the suite's
+// 120 s per file when the scheduler retries a pod a minute later (as it sometimes does under load).
+t.setTimeout(240_000);
 const nbctl = (nb: OvsdbServer, ...args: string[]) =>
   promisify(execFile)("ovn-nbctl", [`--db=${nb.unixRemote}`, ...args]);
 
