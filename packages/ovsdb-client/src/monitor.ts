@@ -82,15 +82,27 @@ export class Monitors {
       }
       requests[name] = [wireRequest];
     }
-    connection.onNotification((method, params) => {
-      if (params[0] !== monitor.id || !this.active.has(monitor.id)) return;
+    const apply = (method: string, params: unknown[]): void => {
       if (method === "update3") {
         monitor.lastTxnId = params[1] as string;
         monitor.listener.update(params[2] as TableUpdates2);
       } else if (method === "update2") {
         monitor.listener.update(params[1] as TableUpdates2);
       }
+    };
+    // Updates that arrive before the reply is applied (one read can hold both) wait for it:
+    // applied first, they would be overwritten by the older snapshot.
+    let early: Array<[string, unknown[]]> | undefined = [];
+    connection.onNotification((method, params) => {
+      if (params[0] !== monitor.id || !this.active.has(monitor.id)) return;
+      if (early) early.push([method, params]);
+      else apply(method, params);
     });
+    const release = (): void => {
+      const waiting = early ?? [];
+      early = undefined;
+      if (this.active.has(monitor.id)) for (const [method, params] of waiting) apply(method, params);
+    };
     if (this.supportsMonitorSince) {
       try {
         const reply = (await connection.request("monitor_cond_since", [
@@ -103,6 +115,7 @@ export class Monitors {
         monitor.lastTxnId = lastTxnId;
         if (found) monitor.listener.update(updates);
         else monitor.listener.snapshot(updates);
+        release();
         return;
       } catch (err) {
         if (!(err instanceof RpcError) || !/unknown method/i.test(err.message)) throw err;
@@ -115,5 +128,6 @@ export class Monitors {
       requests,
     ])) as TableUpdates2;
     monitor.listener.snapshot(updates);
+    release();
   }
 }
