@@ -17,7 +17,7 @@ import { OvsdbClient } from "ovsdb-client";
 import { apiStatusOf } from "../cluster/api-status.js";
 import { findCluster, startInformers } from "../cluster/informers.js";
 import { ClusterState } from "../cluster/state.js";
-import { isKind, KIND_RESOURCES, KINDS } from "../domain/kinds.js";
+import { isKind, isServiceKind, KIND_RESOURCES, KINDS } from "../domain/kinds.js";
 import { IntentHandlers, type IntentHandler } from "../ovn/intent-runner.js";
 import { PortHandler } from "../ovn/ports.js";
 import { NB } from "../ovn/rows.js";
@@ -186,7 +186,9 @@ export async function check(objects: readonly Located[], deps: CheckDeps): Promi
     const judged = WORKLOADS.has(kind) ? podOfWorkload(given) : given;
     const label = nameOf(given);
     const judgedKind = String(judged?.kind);
-    const resource = judged && isKind(judgedKind) ? KIND_RESOURCES[judgedKind] : undefined;
+    // Services and their endpoints are watched (ovn-kubernetes model), never judged.
+    const resource =
+      judged && isKind(judgedKind) && !isServiceKind(judgedKind) ? KIND_RESOURCES[judgedKind] : undefined;
     if (!judged || !resource) {
       findings.push({
         file,

@@ -3,16 +3,23 @@
  * in-cluster service account, else --kubeconfig / KUBECONFIG, else none.
  */
 import { existsSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
+import { ApisApi, KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Reflector, type ResourceSource } from "./reflector.js";
 import { ClusterState } from "./state.js";
-import { KIND_RESOURCES, KINDS, type Kind, type KindResource } from "../domain/kinds.js";
+import {
+  ENDPOINT_SLICE_VERSIONS,
+  isServiceKind,
+  KIND_RESOURCES,
+  KINDS,
+  type Kind,
+  type KindResource,
+} from "../domain/kinds.js";
 
 /** The collection path of a kind: the one namespace of its only object, where it has one. */
-function sourceOf(kind: Kind): ResourceSource {
+function sourceOf(kind: Kind, version?: string): ResourceSource {
   const r: KindResource = KIND_RESOURCES[kind];
-  const base = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
+  const base = r.group ? `/apis/${r.group}/${version ?? r.version}` : `/api/${r.version}`;
   if (!r.only) return { kind, path: `${base}/${r.resource}` };
   const [namespace, name] = r.only.split("/") as [string, string];
   return {
@@ -23,7 +30,30 @@ function sourceOf(kind: Kind): ResourceSource {
 }
 
 /** Every collection the view lists and watches. manifests/base/rbac.yaml grants exactly these (test/rbac.test.ts). */
-export const SOURCES: readonly ResourceSource[] = KINDS.map(sourceOf);
+export const SOURCES: readonly ResourceSource[] = KINDS.filter((k) => !isServiceKind(k)).map((k) =>
+  sourceOf(k),
+);
+
+/** Every collection the ovn-kubernetes model may watch besides (one of EndpointSlice's versions, or Endpoints). */
+export const SERVICE_SOURCES: readonly ResourceSource[] = [
+  sourceOf("Service"),
+  ...ENDPOINT_SLICE_VERSIONS.map((v) => sourceOf("EndpointSlice", v)),
+  sourceOf("Endpoints"),
+];
+
+/**
+ * What the ovn-kubernetes model watches to program Services: Services and
+ * the newest EndpointSlice version the API server serves (v1 from
+ * Kubernetes 1.21, v1beta1 on 1.17 to 1.20), or Endpoints where it serves none.
+ */
+export async function serviceSources(kubeConfig: KubeConfig): Promise<ResourceSource[]> {
+  const { groups } = await kubeConfig.makeApiClient(ApisApi).getAPIVersions();
+  const served = new Set(
+    groups.find((g) => g.name === KIND_RESOURCES.EndpointSlice.group)?.versions.map((v) => v.version) ?? [],
+  );
+  const version = ENDPOINT_SLICE_VERSIONS.find((v) => served.has(v));
+  return [sourceOf("Service"), version ? sourceOf("EndpointSlice", version) : sourceOf("Endpoints")];
+}
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 

@@ -13,7 +13,9 @@ import { addressOf, canonicalIp, isIpAddress } from "../domain/addresses.js";
 import {
   trim,
   type ConfigMapFacts,
+  type EndpointSliceFacts,
   type FactsByKind,
+  type ServiceFacts,
   type NadFacts,
   type NamespaceFacts,
   type NodeFacts,
@@ -142,6 +144,9 @@ export class ClusterState implements ClusterView {
     VpcNatGateway: new Store<FactsByKind["VpcNatGateway"]>({}),
     NetworkAttachmentDefinition: new Store<NadFacts>({ provider: (n) => one(n.provider) }),
     ConfigMap: new Store<ConfigMapFacts>({}),
+    Service: new Store<ServiceFacts>({}),
+    EndpointSlice: new Store<EndpointSliceFacts>({ service: (e) => one(e.service) }),
+    Endpoints: new Store<EndpointSliceFacts>({ service: (e) => one(e.service) }),
   } satisfies { [K in Kind]: Store<FactsByKind[K]> };
 
   private readonly unsynced: Set<Kind>;
@@ -300,6 +305,16 @@ export class ClusterState implements ClusterView {
   }
   gatewayConfig() {
     return this.stores.ConfigMap.objects.get(GATEWAY_CONFIGMAP);
+  }
+  service(namespace: string, name: string) {
+    return this.stores.Service.objects.get(`${namespace}/${name}`);
+  }
+  services() {
+    return [...this.stores.Service.objects.values()];
+  }
+  endpointsOf(service: string) {
+    const slices = this.listed.has("EndpointSlice") ? this.stores.EndpointSlice : this.stores.Endpoints;
+    return slices.lookup("service", service);
   }
   sizes() {
     return Object.fromEntries(Object.entries(this.stores).map(([kind, store]) => [kind, store.objects.size]));

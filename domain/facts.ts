@@ -71,6 +71,39 @@ export interface ConfigMapFacts extends ObjectFacts {
   data: Readonly<Record<string, string>>;
 }
 
+export interface ServicePortFacts {
+  name: string;
+  protocol: string;
+  port: number;
+  /** A number, or the name of a container port (resolved by the EndpointSlice controller). */
+  targetPort: number | string;
+  nodePort: number | undefined;
+}
+
+export interface ServiceFacts extends ObjectFacts {
+  type: string;
+  /** spec.clusterIPs (or spec.clusterIP): "None" for a headless Service. */
+  clusterIPs: readonly string[];
+  ports: readonly ServicePortFacts[];
+  /** spec.sessionAffinity: "ClientIP" or "None". */
+  sessionAffinity: string;
+  /** spec.sessionAffinityConfig.clientIP.timeoutSeconds (Kubernetes' default 10800). */
+  affinityTimeoutSeconds: number;
+}
+
+/** Endpoints that share ports: one EndpointSlice, or one subset of an Endpoints object. */
+export interface EndpointGroup {
+  ports: ReadonlyArray<{ name: string; port: number; protocol: string }>;
+  endpoints: ReadonlyArray<{ addresses: readonly string[]; ready: boolean }>;
+}
+
+/** An EndpointSlice (discovery.k8s.io v1 or v1beta1), or a core/v1 Endpoints where no slice is served. */
+export interface EndpointSliceFacts extends ObjectFacts {
+  /** "namespace/name" of the Service it serves. */
+  service: string;
+  groups: readonly EndpointGroup[];
+}
+
 export interface FactsByKind {
   Node: NodeFacts;
   Namespace: NamespaceFacts;
@@ -80,6 +113,9 @@ export interface FactsByKind {
   VpcNatGateway: VpcNatGatewayFacts;
   NetworkAttachmentDefinition: NadFacts;
   ConfigMap: ConfigMapFacts;
+  Service: ServiceFacts;
+  EndpointSlice: EndpointSliceFacts;
+  Endpoints: EndpointSliceFacts;
 }
 
 const OUR_ANNOTATION = /(^|\.)ovn\.kubernetes\.io\/|^k8s\.v1\.cni\.cncf\.io\/|^ovn-admission\.io\/|^ovn$/;
@@ -119,6 +155,12 @@ function kubeOvnProvider(config: string): string | undefined {
     return undefined; // a NAD whose config does not parse serves no provider
   }
 }
+
+const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined);
+const records = (v: unknown): Array<Record<string, unknown>> =>
+  Array.isArray(v) ? v.filter((x): x is Record<string, unknown> => typeof x === "object" && x !== null) : [];
+const portsOf = (v: unknown) =>
+  records(v).map((p) => ({ name: str(p.name), port: num(p.port) ?? 0, protocol: str(p.protocol) || "TCP" }));
 
 /** Trims an object of `kind` to what the rules read. */
 export const trim: { [K in Kind]: (o: KubeObject) => FactsByKind[K] } = {
@@ -183,6 +225,53 @@ export const trim: { [K in Kind]: (o: KubeObject) => FactsByKind[K] } = {
     return {
       ...identity(o),
       data: typeof data === "object" && data !== null ? (data as Record<string, string>) : {},
+    };
+  },
+  Service(o) {
+    const s = spec(o);
+    const clusterIPs = strings(s.clusterIPs);
+    const affinity = (s.sessionAffinityConfig as { clientIP?: { timeoutSeconds?: unknown } } | undefined)
+      ?.clientIP?.timeoutSeconds;
+    return {
+      ...identity(o),
+      type: str(s.type) || "ClusterIP",
+      clusterIPs: clusterIPs.length ? clusterIPs : str(s.clusterIP) ? [str(s.clusterIP)] : [],
+      ports: records(s.ports).map((p) => ({
+        name: str(p.name),
+        protocol: str(p.protocol) || "TCP",
+        port: num(p.port) ?? 0,
+        targetPort: typeof p.targetPort === "string" ? p.targetPort : (num(p.targetPort) ?? num(p.port) ?? 0),
+        nodePort: num(p.nodePort),
+      })),
+      sessionAffinity: str(s.sessionAffinity) || "None",
+      affinityTimeoutSeconds: num(affinity) ?? 10_800,
+    };
+  },
+  EndpointSlice(o) {
+    const id = identity(o);
+    const service = o.metadata?.labels?.["kubernetes.io/service-name"] ?? "";
+    const endpoints = records(o.endpoints).map((e) => ({
+      addresses: strings(e.addresses),
+      // An unknown condition is read as ready, as the API documents.
+      ready: (e.conditions as { ready?: unknown } | undefined)?.ready !== false,
+    }));
+    return {
+      ...id,
+      service: service ? `${id.namespace}/${service}` : "",
+      groups: [{ ports: portsOf(o.ports), endpoints }],
+    };
+  },
+  Endpoints(o) {
+    const id = identity(o);
+    const addresses = (v: unknown, ready: boolean) =>
+      records(v).map((a) => ({ addresses: strings([a.ip]), ready }));
+    return {
+      ...id,
+      service: id.key,
+      groups: records(o.subsets).map((subset) => ({
+        ports: portsOf(subset.ports),
+        endpoints: [...addresses(subset.addresses, true), ...addresses(subset.notReadyAddresses, false)],
+      })),
     };
   },
 };

@@ -6,6 +6,7 @@
  */
 import type { ClusterView } from "./view.js";
 import type { PodFacts, SubnetFacts } from "./facts.js";
+import { managementIpOf } from "./topology.js";
 import {
   prefixOf,
   addressOf,
@@ -153,7 +154,13 @@ function subnetForPod(
     return subnetOfPod(namespace, annotations, view, settings.defaultSubnet);
   const hostSubnet = view.node(node)?.annotations[ANNOTATION.hostSubnet];
   if (!hostSubnet || !isCidr(hostSubnet)) return undefined;
-  return { name: node, cidrBlock: hostSubnet, gateway: firstHostOf(hostSubnet), excludeIps: [] };
+  // The second address is the node's management port's (k8s-<node>).
+  return {
+    name: node,
+    cidrBlock: hostSubnet,
+    gateway: firstHostOf(hostSubnet),
+    excludeIps: [managementIpOf(hostSubnet)],
+  };
 }
 
 /** A claim is an intent; what cannot be given is a violation. */

@@ -5,6 +5,8 @@
  */
 import type {
   ConfigMapFacts,
+  EndpointSliceFacts,
+  ServiceFacts,
   FactsByKind,
   NadFacts,
   NamespaceFacts,
@@ -64,6 +66,11 @@ export interface ClusterView {
   podsUsingNad(namespace: string, name: string): PodFacts[];
   /** kube-system/ovn-external-gw-config, when it exists. */
   gatewayConfig(): ConfigMapFacts | undefined;
+  /** ovn-kubernetes model: the Service, and every Service. */
+  service(namespace: string, name: string): ServiceFacts | undefined;
+  services(): ServiceFacts[];
+  /** The endpoints of a Service ("namespace/name"): its EndpointSlices, or its Endpoints where slices are not served. */
+  endpointsOf(service: string): EndpointSliceFacts[];
   /** Objects held, by kind (for metrics). */
   sizes(): Record<string, number>;
   /** Calls `listener` after every stored change; returns the way to stop. */

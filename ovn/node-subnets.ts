@@ -17,16 +17,26 @@ import { type Intent, IntentRefused, type IntentResult } from "../domain/intents
 import type { IntentHandler } from "./intent-runner.js";
 import type { SubnetSwitches } from "./switches.js";
 import { NB, SUBNET_IDS } from "./rows.js";
+import { MANAGEMENT_MAC_ANNOTATION, managementIpOf, managementPortOf } from "../domain/topology.js";
 
 export interface NodeSubnetSettings {
   clusterIpSubnet: string;
   nodeSubnetPrefix: number;
 }
 
-/** What a Node's CREATE asks for: its name and uid. */
+/** What a Node's CREATE asks for: its name and uid, and whether it names its management port's MAC itself. */
 export interface NodeSubnetClaim extends Record<string, unknown> {
   node: string;
   uid: string;
+  hasManagementMac?: boolean;
+}
+
+/** The Node's subnet and, unless its agent named one, its management port's MAC (derived from the port's address). */
+function nodeAnnotations(subnet: string, claim: NodeSubnetClaim): Record<string, string> {
+  return {
+    [ANNOTATION.hostSubnet]: subnet,
+    ...(claim.hasManagementMac ? {} : { [MANAGEMENT_MAC_ANNOTATION]: managementPortOf(subnet).mac }),
+  };
 }
 
 export class NodeSubnets {
@@ -65,7 +75,7 @@ export class NodeSubnets {
           s.name === claim.node && (s.external_ids as Record<string, string>)[SUBNET_IDS.node] === claim.node,
       );
       const held = (mine?.other_config as Record<string, string> | undefined)?.subnet;
-      if (held) return { annotations: { [ANNOTATION.hostSubnet]: held } };
+      if (held) return { annotations: nodeAnnotations(held, claim) };
       const used = new Set(
         switches.map((s) => (s.other_config as Record<string, string>).subnet).filter(Boolean),
       );
@@ -79,7 +89,7 @@ export class NodeSubnets {
           `--cluster-ip-subnet ${clusterIpSubnet} has no free /${nodeSubnetPrefix} left for node ${claim.node} (${blocks} node subnets, all given)`,
         );
       }
-      const annotations = { [ANNOTATION.hostSubnet]: subnet };
+      const annotations = nodeAnnotations(subnet, claim);
       if (dryRun) return { annotations };
       try {
         await this.northbound.transact(NB, [
@@ -87,7 +97,7 @@ export class NodeSubnets {
           op.wait("Logical_Switch", [["other_config", "includes", { subnet }]], ["name"], "==", [], 0),
           op.insert("Logical_Switch", {
             name: claim.node,
-            other_config: { subnet, exclude_ips: firstHostOf(subnet) },
+            other_config: { subnet, exclude_ips: `${firstHostOf(subnet)} ${managementIpOf(subnet)}` },
             external_ids: {
               [SUBNET_IDS.owner]: SUBNET_IDS.ownerValue,
               [SUBNET_IDS.subnet]: claim.node,

@@ -25,6 +25,9 @@ import type { NodeSubnets } from "./node-subnets.js";
 import type { NetworkModel } from "../domain/settings.js";
 import { SubnetSwitches, switchPlanOf, type SubnetSwitchSettings } from "./switches.js";
 import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../domain/port-claims.js";
+import { serviceLoadBalancers } from "../domain/services.js";
+import type { LoadBalancers } from "./load-balancers.js";
+import { nodeTopologyOf, type Topology } from "./topology.js";
 
 export interface ProgrammerParts {
   encap: EncapHandler;
@@ -44,6 +47,10 @@ export interface ProgrammerParts {
   networkModel?: NetworkModel;
   /** ovn-kubernetes: node switches. */
   nodeSubnets?: NodeSubnets;
+  /** ovn-kubernetes: each node's management port (minion-init). */
+  topology?: Topology;
+  /** ovn-kubernetes: Services as load balancers (the watcher). */
+  loadBalancers?: LoadBalancers;
   /**
    * Beside another control plane (`--alongside kube-ovn`): a stored pod's
    * addresses are held by our claims and released with it; nothing else
@@ -104,6 +111,14 @@ export class Programmer {
         return;
       case "Subnet":
         return this.onSubnet(change.event, change.facts);
+      case "Service":
+        return this.onService(change.facts.key);
+      case "EndpointSlice":
+      case "Endpoints":
+        if (change.facts.service) this.onService(change.facts.service);
+        if (change.previous?.service && change.previous.service !== change.facts.service)
+          this.onService(change.previous.service);
+        return;
       default:
         return;
     }
@@ -128,13 +143,17 @@ export class Programmer {
     );
   }
 
-  /** ovn-kubernetes: a stored node's switch gets its router port; a deleted node's goes once empty. */
+  /**
+   * ovn-kubernetes: a stored node's switch gets its router port and its
+   * management port; a deleted node's management port goes, then its switch once empty.
+   */
   private onNodeSwitch(event: "ADDED" | "MODIFIED" | "DELETED", node: NodeFacts): void {
-    const { switches, networkModel } = this.parts;
+    const { switches, networkModel, topology } = this.parts;
     const subnet = node.annotations[ANNOTATION.hostSubnet];
     if (!switches || networkModel !== "ovn-kubernetes" || !subnet) return;
     const key = `node-switch/${node.name}`;
     if (event === "DELETED") {
+      if (topology) this.enqueue(key, "node-topology", () => topology.removeNode(node.name));
       this.enqueue(key, "node-switch", () =>
         switches.remove(node.name, switches.planOfNode(node.name, subnet)),
       );
@@ -143,6 +162,18 @@ export class Programmer {
     this.enqueue(key, "node-switch", () =>
       switches.program(SubnetSwitches.nodeSubnet(node, subnet), node.name),
     );
+    const plan = nodeTopologyOf(node);
+    if (topology && plan) this.enqueue(key, "node-topology", () => topology.programNode(plan));
+  }
+
+  /** ovn-kubernetes: a Service's load balancers follow it and its endpoints, as the view holds them when the work runs. */
+  private onService(service: string): void {
+    const loadBalancers = this.parts.loadBalancers;
+    if (!loadBalancers) return;
+    this.enqueue(`service/${service}`, "load-balancer", () => {
+      const { stored, plans } = serviceLoadBalancers(this.view, service);
+      return loadBalancers.program(stored, plans);
+    });
   }
 
   private onSubnet(event: "ADDED" | "MODIFIED" | "DELETED", subnet: SubnetFacts): void {

@@ -17,6 +17,9 @@ import type { NodeSubnets } from "./node-subnets.js";
 import type { NetworkModel } from "../domain/settings.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
+import type { LoadBalancers } from "./load-balancers.js";
+import { nodeTopologyOf, type Topology } from "./topology.js";
+import { serviceLoadBalancers } from "../domain/services.js";
 
 /** The NAT every stored pod of the view asks for, with the object that asks. */
 export function wantedNat(view: ClusterView, model: NetworkModel): StoredNatWant[] {
@@ -45,6 +48,9 @@ export interface ReconcilerOptions {
   networkModel?: NetworkModel;
   /** ovn-kubernetes: node switches, released when their Node is gone. */
   nodeSubnets?: NodeSubnets;
+  /** ovn-kubernetes: nodes' management ports, and Services' load balancers. */
+  topology?: Topology;
+  loadBalancers?: LoadBalancers;
   /** Beside another control plane (`--alongside`): claims only; no gateway, switch, port move or NAT row. */
   claimsOnly?: boolean;
 }
@@ -102,8 +108,10 @@ export class Reconciler {
         const subnet = node.annotations[ANNOTATION.hostSubnet];
         if (!subnet) continue;
         stored.add(node.name);
+        const plan = nodeTopologyOf(node);
         await switches
           .program(SubnetSwitches.nodeSubnet(node, subnet), node.name)
+          .then(() => (plan ? this.options.topology?.programNode(plan) : undefined))
           .catch((err: Error) =>
             this.log.warn(
               { event: "node-switch-failed", node: node.name, error: err.message },
@@ -111,12 +119,32 @@ export class Reconciler {
             ),
           );
       }
+      await this.options.topology
+        ?.releaseGone(stored)
+        .catch((err: Error) =>
+          this.log.warn(
+            { event: "node-topology-release-failed", error: err.message },
+            "deleted nodes' management ports not released",
+          ),
+        );
       await nodeSubnets
         ?.releaseGone(stored, this.options.graceMs)
         .catch((err: Error) =>
           this.log.warn(
             { event: "node-subnets-release-failed", error: err.message },
             "node subnets not released",
+          ),
+        );
+    }
+    const { loadBalancers } = this.options;
+    if (loadBalancers && this.view.knows("Service")) {
+      const wanted = this.view.services().map((service) => serviceLoadBalancers(this.view, service.key));
+      await loadBalancers
+        .reconcile(wanted)
+        .catch((err: Error) =>
+          this.log.warn(
+            { event: "load-balancers-reconcile-failed", error: err.message },
+            "load balancers not reconciled",
           ),
         );
     }

@@ -18,6 +18,10 @@ export const OWNER = {
   nat: "nat",
   subnet: "subnet",
   gateway: "external-gateway",
+  /** ovn-kubernetes model: the cluster router, join switch, management ports and gateway routers. */
+  topology: "topology",
+  /** ovn-kubernetes model: Services' load balancers. */
+  loadBalancer: "load-balancer",
   /** `npm start`'s local Northbound: the cluster router made for development. */
   development: "development",
 } as const;
@@ -58,6 +62,24 @@ export const SUBNET_IDS = {
   uid: SERVES.uid,
   since: SERVES.since,
 } as const;
+
+/** external_ids of the ovn-kubernetes topology's rows: the node a row serves. */
+export const TOPOLOGY_IDS = {
+  owner: OWNER_KEY,
+  node: "ovn-admission.io/node",
+} as const;
+
+/** external_ids of a Service's load balancer, as ovn-kubernetes marks them, and ours. */
+export const LOAD_BALANCER_IDS = {
+  owner: OWNER_KEY,
+  kind: "k8s.ovn.org/kind",
+  service: "k8s.ovn.org/owner",
+  uid: SERVES.uid,
+  resourceVersion: SERVES.resourceVersion,
+} as const;
+
+/** The group every node switch (and gateway router) holds, so a Service is one write (ovn-kubernetes' clusterLBGroup). */
+export const CLUSTER_LB_GROUP = "clusterLBGroup";
 
 /** The gateway's rows also name the ConfigMap they come from. */
 export const GATEWAY_CONFIG_KEY = "ovn-admission.io/config";

@@ -22,6 +22,7 @@ import {
 } from "../domain/addresses.js";
 import { DEFAULT_VPC } from "../domain/subnets.js";
 import { IntentRefused } from "../domain/intents.js";
+import { managementIpOf, topologyNames } from "../domain/topology.js";
 
 const OWNER_KEY = SUBNET_IDS.owner;
 const OWNER = SUBNET_IDS.ownerValue;
@@ -32,8 +33,11 @@ export interface SubnetSwitchSettings {
   clusterRouter: string;
 }
 
-/** What a subnet's switch must hold: pure, from the stored Subnet. */
-export function switchPlanOf(subnet: SubnetFacts, settings: SubnetSwitchSettings) {
+/**
+ * What a subnet's switch must hold: pure, from the stored Subnet. An
+ * ovn-kubernetes node's switch (`node`) has that model's port names, rtos-<node> and stor-<node>.
+ */
+export function switchPlanOf(subnet: SubnetFacts, settings: SubnetSwitchSettings, node?: string) {
   const cidrs = subnet.cidrBlock
     .split(",")
     .map((c) => c.trim())
@@ -57,8 +61,8 @@ export function switchPlanOf(subnet: SubnetFacts, settings: SubnetSwitchSettings
     name: subnet.name,
     otherConfig,
     router,
-    routerPort: `${router}-${subnet.name}`,
-    switchPort: `${subnet.name}-${router}`,
+    routerPort: node ? topologyNames.routerToSwitch(node) : `${router}-${subnet.name}`,
+    switchPort: node ? topologyNames.switchToRouter(node) : `${subnet.name}-${router}`,
     networks,
     mac: gateways[0] ? macOfAddress(addressOf(gateways[0])) : undefined,
   };
@@ -94,7 +98,8 @@ export class SubnetSwitches {
       nodeNetwork: "",
       namespaces: [],
       isDefault: false,
-      excludeIps: [],
+      // The management port's address (k8s-<node>) is no pod's.
+      excludeIps: [managementIpOf(subnet)],
     };
   }
 
@@ -102,13 +107,14 @@ export class SubnetSwitches {
     return switchPlanOf(
       SubnetSwitches.nodeSubnet({ name: node, uid: "", resourceVersion: "" }, subnet),
       this.settings,
+      node,
     );
   }
 
   /** Creates or updates the subnet's switch and its router port; `node` marks an ovn-kubernetes node's switch. */
   async program(subnet: SubnetFacts, node?: string): Promise<"written" | "unchanged"> {
     if (!subnet.cidrBlock) return "unchanged";
-    const plan = switchPlanOf(subnet, this.settings);
+    const plan = switchPlanOf(subnet, this.settings, node);
     const byName = (name: string): [string, "==", string] => ["name", "==", name];
     const [found, routers, lrp] = await this.northbound.transact(NB, [
       op.select("Logical_Switch", [byName(plan.name)], ["_uuid", "other_config", "external_ids"]),

@@ -9,6 +9,7 @@ import { parseRemotes } from "ovsdb-client";
 import type { FailureMode } from "../webhooks/admit.js";
 import { isCidr, networkOf, prefixOf } from "../domain/addresses.js";
 import type { Alongside, NetworkModel, RuleSettings } from "../domain/settings.js";
+import { DEFAULT_JOIN_SUBNET, OVN_CLUSTER_ROUTER } from "../domain/topology.js";
 
 export interface Config {
   host: string;
@@ -63,6 +64,8 @@ export interface Config {
   northboundConnectTimeoutMs: number;
   /** The cluster router that gets the gateway port and NAT rows. */
   clusterRouter: string;
+  /** ovn-kubernetes: the subnet of the join switch between the cluster router and the gateway routers. */
+  joinSubnet: string;
   /** The external logical switch of the gateway. */
   externalGatewaySwitch: string;
   /** The localnet port's network_name (seed 003: --external-gateway-net). */
@@ -484,9 +487,21 @@ const OPTIONS: { [K in Exclude<keyof Config, "inCluster">]: Option<K> } = {
     key: "clusterRouter",
     flag: "cluster-router",
     env: "OVN_ADMISSION_CLUSTER_ROUTER",
-    describe: "the cluster's logical router: gets the external gateway port and the pods' NAT rows",
-    fallback: () => "ovn-cluster",
+    describe:
+      "the cluster's logical router: gets the external gateway port and the pods' NAT rows (default ovn-cluster, Kube-OVN's; ovn_cluster_router in the ovn-kubernetes model, made by the service)",
+    fallback: () => undefined,
     parse: text,
+  },
+  joinSubnet: {
+    key: "joinSubnet",
+    flag: "join-subnet",
+    env: "OVN_ADMISSION_JOIN_SUBNET",
+    describe: "ovn-kubernetes: the join switch's subnet, between the cluster router and the gateway routers",
+    fallback: () => DEFAULT_JOIN_SUBNET,
+    parse: (t, flag) =>
+      isCidr(t) && t === networkOf(t) && !t.includes(":")
+        ? t
+        : fail(flag, "an IPv4 network in CIDR notation (e.g. 100.64.0.0/16)", t),
   },
   externalGatewaySwitch: {
     key: "externalGatewaySwitch",
@@ -623,6 +638,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   const done = config as Config;
   // Kubernetes sets this in every pod.
   done.inCluster = Boolean(env.KUBERNETES_SERVICE_HOST);
+  // ovn-kubernetes names its distributed router ovn_cluster_router; Kube-OVN, ovn-cluster.
+  done.clusterRouter ??= done.networkModel === "ovn-kubernetes" ? OVN_CLUSTER_ROUTER : "ovn-cluster";
   if (done.networkModel === "ovn-kubernetes") {
     if (!done.clusterIpSubnet)
       throw new ConfigError("--network-model ovn-kubernetes needs --cluster-ip-subnet (e.g. 192.168.0.0/16)");

@@ -14,7 +14,14 @@ import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import { OvsdbClient } from "ovsdb-client";
 import { startNorthbound, type OvsdbServer } from "ovsdb-sandbox";
-import { findCluster, startInformers, type Informers } from "../cluster/informers.js";
+import {
+  findCluster,
+  SERVICE_SOURCES,
+  serviceSources,
+  SOURCES,
+  startInformers,
+  type Informers,
+} from "../cluster/informers.js";
 import { ClusterState } from "../cluster/state.js";
 import type { ClusterView } from "../domain/view.js";
 import { EncapHandler, NodeDatabases } from "../ovn/encap.js";
@@ -26,6 +33,8 @@ import { Reconciler } from "../ovn/reconciler.js";
 import { PortHandler } from "../ovn/ports.js";
 import { SubnetSwitches } from "../ovn/switches.js";
 import { NodeSubnets } from "../ovn/node-subnets.js";
+import { Topology } from "../ovn/topology.js";
+import { LoadBalancers } from "../ovn/load-balancers.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
 import { SelfManagedTls } from "../tls/self-managed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
@@ -145,7 +154,18 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     view = parts.view;
   } else {
     if (cluster) {
-      informers = startInformers(cluster.kubeConfig, log);
+      // The whole control plane (ovn-kubernetes model) also turns Services into load balancers.
+      const programsServices = config.networkModel === "ovn-kubernetes" && !config.alongside;
+      const extra = programsServices
+        ? await serviceSources(cluster.kubeConfig).catch((err: Error) => {
+            log.warn(
+              { event: "endpoint-slices-unknown", error: err.message },
+              "cannot ask the API server which EndpointSlice version it serves; watching discovery.k8s.io/v1",
+            );
+            return SERVICE_SOURCES.slice(0, 2);
+          })
+        : [];
+      informers = startInformers(cluster.kubeConfig, log, [...SOURCES, ...extra]);
       view = informers.state;
       resyncWhenSynced = informers.synced;
       log.info(
@@ -274,6 +294,12 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
   const profile = new NorthboundProfile(northbound, config.alongside, remote);
   const switchSettings = { clusterRouter: config.clusterRouter };
   const switches = new SubnetSwitches(northbound, switchSettings, log);
+  // Seed 002's master-init and minion-init, and the watcher's load balancers: the whole control plane's.
+  const ownTopology = config.networkModel === "ovn-kubernetes" && !claimsOnly;
+  const topology = ownTopology
+    ? new Topology(northbound, { clusterRouter: config.clusterRouter, joinSubnet: config.joinSubnet }, log)
+    : undefined;
+  const loadBalancers = ownTopology ? new LoadBalancers(northbound, log) : undefined;
   const nodeSubnets =
     config.networkModel === "ovn-kubernetes" && config.clusterIpSubnet
       ? new NodeSubnets(
@@ -329,6 +355,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       switches,
       networkModel: config.networkModel,
       ...(nodeSubnets ? { nodeSubnets } : {}),
+      ...(topology ? { topology } : {}),
+      ...(loadBalancers ? { loadBalancers } : {}),
       claimsOnly,
     },
     log,
@@ -346,6 +374,8 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       defaultSubnet: config.defaultSubnet,
       networkModel: config.networkModel,
       ...(nodeSubnets ? { nodeSubnets } : {}),
+      ...(topology ? { topology } : {}),
+      ...(loadBalancers ? { loadBalancers } : {}),
       ...(marker ? { annotate: marker.annotate.bind(marker) } : {}),
       claimsOnly,
     },
@@ -419,6 +449,10 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     await nat.ensureClaimsRouter();
     await ports.start();
   });
+  if (topology)
+    await step(`cannot make the cluster topology (master-init: ${config.clusterRouter}, join)`, () =>
+      topology.master(),
+    );
   // Without a cluster the view is as synced as it gets: reconcile from it at once.
   reconciler.start(resyncWhenSynced ?? Promise.resolve());
   elector?.start();

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
-import { SOURCES } from "../cluster/informers.js";
+import { SERVICE_SOURCES, SOURCES } from "../cluster/informers.js";
 import { ALONGSIDE_WRITES, WRITES } from "../cluster/pod-annotations.js";
 import { SELF_MANAGED_TLS_WRITES } from "../tls/self-managed.js";
 import { kustomize, type ManifestObject } from "./harness/kustomize.js";
@@ -37,18 +37,20 @@ function granted(objects: RbacObject[]): string[] {
 type Writes = ReadonlyArray<{ namespace: string; group: string; resource: string; verbs: readonly string[] }>;
 
 function needed(extra: Writes = [], writes: Writes = WRITES): string[] {
-  return SOURCES.flatMap((s) => {
-    const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
-    if (!m) throw new Error(`cannot read ${s.path}`);
-    const [, group = "", namespace = "cluster", resource] = m;
-    return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
-  })
+  // The ovn-kubernetes model also watches Services and one of EndpointSlice's versions or Endpoints.
+  const all = [...SOURCES, ...SERVICE_SOURCES]
+    .flatMap((s) => {
+      const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
+      if (!m) throw new Error(`cannot read ${s.path}`);
+      const [, group = "", namespace = "cluster", resource] = m;
+      return ["list", "watch"].map((verb) => `${namespace} ${group}/${resource} ${verb}`);
+    })
     .concat(
       [...writes, ...extra].flatMap((w) =>
         w.verbs.map((verb) => `${w.namespace} ${w.group}/${w.resource} ${verb}`),
       ),
-    )
-    .sort();
+    );
+  return [...new Set(all)].sort();
 }
 
 t.test("RBAC grants exactly the verbs and resources the informers and the routed marker use", async (t) => {

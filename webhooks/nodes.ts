@@ -17,6 +17,7 @@ import { subnetOfPod } from "../domain/subnets.js";
 import { allow, refuse, type Verdict } from "./verdict.js";
 import { forbidden, malformed, type Violation } from "../domain/violations.js";
 import type { Intent } from "../domain/intents.js";
+import { MANAGEMENT_MAC_ANNOTATION } from "../domain/topology.js";
 
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
 
@@ -133,7 +134,11 @@ function nodeSubnetClaim(request: AdmissionRequest, settings: RuleSettings | und
     {
       kind: "node-subnet-claim",
       owner: node,
-      spec: { node, uid: object.metadata?.uid ?? "" },
+      spec: {
+        node,
+        uid: object.metadata?.uid ?? "",
+        hasManagementMac: Boolean(annotationsOf(object)[MANAGEMENT_MAC_ANNOTATION]),
+      },
       preview: true,
     },
   ];

@@ -17,7 +17,7 @@ import {
   type DataplaneNode,
   type OvnBuild,
 } from "../harness/dataplane.js";
-import { kubeFor, type KubeApi } from "../harness/kube.js";
+import { kubeFor, type KubeApi, type KubeOptions } from "../harness/kube.js";
 import { serviceFor, type TestService } from "../harness/service.js";
 
 export interface DataplaneCluster {
@@ -38,7 +38,7 @@ export async function dataplaneCluster(
   t: Test,
   nodes: Record<string, string>,
   serviceArgs: string[],
-  options: { build?: OvnBuild; agentEncapIp?: boolean } = {},
+  options: { build?: OvnBuild; agentEncapIp?: boolean; kube?: KubeOptions } = {},
 ): Promise<DataplaneCluster> {
   const build = options.build ?? BOOKWORM;
   // The Northbound carries the schema of the OVN it is tested with.
@@ -49,7 +49,7 @@ export async function dataplaneCluster(
   if (options.agentEncapIp !== false)
     for (const node of dp.nodes)
       await dp.vsctl(node, "set", "Open_vSwitch", ".", `external_ids:ovn-encap-ip=${nodes[node.name]}`);
-  const kube = await kubeFor(t);
+  const kube = await kubeFor(t, options.kube);
   const s = await serviceFor(t, [
     "--kubeconfig",
     kube.kubeconfigFile,

@@ -43,7 +43,7 @@ else
       );
       const routerMac = await waitFor("node-1's switch on the cluster router", async () => {
         const [lrp] = await s.service.northbound.transact(NB, [
-          op.select("Logical_Router_Port", [["name", "==", "ovn-cluster-node-1"]], ["mac"]),
+          op.select("Logical_Router_Port", [["name", "==", "rtos-node-1"]], ["mac"]),
         ]);
         return lrp?.rows?.[0]?.mac ? String(lrp.rows[0].mac) : undefined;
       });

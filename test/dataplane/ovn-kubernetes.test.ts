@@ -27,7 +27,7 @@ t.test("pods on two nodes' switches reach each other through the cluster router"
   for (const node of dp.nodes) {
     routerMacs[node.name] = await waitFor(`${node.name}'s switch on the cluster router`, async () => {
       const [lrp] = await s.service.northbound.transact(NB, [
-        op.select("Logical_Router_Port", [["name", "==", `ovn-cluster-${node.name}`]], ["mac"]),
+        op.select("Logical_Router_Port", [["name", "==", `rtos-${node.name}`]], ["mac"]),
       ]);
       return lrp?.rows?.[0]?.mac ? String(lrp.rows[0].mac) : undefined;
     });

@@ -10,7 +10,7 @@ import {
   type KubernetesObject,
   type V1ResourceAttributes,
 } from "@kubernetes/client-node";
-import { SOURCES } from "../../cluster/informers.js";
+import { SERVICE_SOURCES, SOURCES } from "../../cluster/informers.js";
 import { ALONGSIDE_WRITES, WRITES } from "../../cluster/pod-annotations.js";
 import { SELF_MANAGED_TLS_WRITES } from "../../tls/self-managed.js";
 import { kubeFor, apiMessage } from "../harness/kube.js";
@@ -46,7 +46,7 @@ function applyOrder(objects: ManifestObject[]): ManifestObject[] {
 
 /** Every grant the service needs, as SubjectAccessReview resource attributes. */
 function needs(selfManaged: boolean, alongside = false) {
-  const watched = SOURCES.flatMap((s) => {
+  const watched = [...SOURCES, ...SERVICE_SOURCES].flatMap((s) => {
     const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+))?\/([^/]+)$/.exec(s.path);
     const [, group = "", namespace = "", resource = ""] = m ?? [];
     return ["list", "watch"].map((verb) => ({ group, namespace, resource, verb }));

@@ -54,12 +54,28 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   };
   await waitFor(
     "the minion's router port",
-    async () => (await routerPort("ovn-cluster-kube-minion1")) !== undefined,
+    async () => (await routerPort("rtos-kube-minion1")) !== undefined,
   );
   t.same(
-    await routerPort("ovn-cluster-kube-minion1"),
+    await routerPort("rtos-kube-minion1"),
     ["192.168.1.1/24"],
     "the node switch's gateway on the cluster router",
+  );
+  t.equal(
+    minion.metadata?.annotations?.["k8s.ovn.org/node-mgmt-port-mac-address"],
+    "0a:58:c0:a8:01:02",
+    "the management port's MAC, for the node agent",
+  );
+  const managementPort = async () => {
+    const [found] = await nb.transact(NB, [
+      op.select("Logical_Switch_Port", [["name", "==", "k8s-kube-minion1"]], ["addresses"]),
+    ]);
+    return found?.rows?.[0]?.addresses;
+  };
+  t.same(
+    await waitFor("the minion's management port", managementPort),
+    ["0a:58:c0:a8:01:02 192.168.1.2"],
+    "k8s-kube-minion1: the node subnet's second address",
   );
 
   const changed = await core.readNode({ name: "kube-minion1" });
@@ -83,8 +99,8 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   });
   t.equal(
     pod.metadata?.annotations?.ovn,
-    '{"ip_address":"192.168.1.2/24","mac_address":"0a:58:c0:a8:01:02","gateway_ip":"192.168.1.1"}',
-    "seed 002's ovn annotation: an address of the node's subnet",
+    '{"ip_address":"192.168.1.3/24","mac_address":"0a:58:c0:a8:01:03","gateway_ip":"192.168.1.1"}',
+    "seed 002's ovn annotation: an address of the node's subnet (.1 its router's, .2 its management port's)",
   );
   const portOn = async () => {
     const [sw, ports] = await nb.transact(NB, [
@@ -98,7 +114,7 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   await waitFor("the pod's port on its node's switch", async () => (await portOn()) !== undefined).catch(
     () => undefined,
   );
-  t.same(await portOn(), ["0a:58:c0:a8:01:02 192.168.1.2"], "port shop_web on switch kube-minion1, enabled");
+  t.same(await portOn(), ["0a:58:c0:a8:01:03 192.168.1.3"], "port shop_web on switch kube-minion1, enabled");
 
   // Gone: the pod's port, then the node's switch.
   await core.deleteNamespacedPod({ namespace: "shop", name: "web", gracePeriodSeconds: 0 });
@@ -112,7 +128,8 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   }).catch(() => undefined);
   const [left] = await nb.transact(NB, [
     op.select("Logical_Switch", [["name", "==", "kube-minion1"]], ["name"]),
-    op.select("Logical_Router_Port", [["name", "==", "ovn-cluster-kube-minion1"]], ["name"]),
+    op.select("Logical_Router_Port", [["name", "==", "rtos-kube-minion1"]], ["name"]),
   ]);
   t.same(left?.rows, [], "the deleted node's switch and router port are gone");
+  t.equal(await managementPort(), undefined, "and its management port");
 });

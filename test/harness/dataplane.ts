@@ -187,10 +187,18 @@ export interface Dataplane {
   plug(node: DataplaneNode, iface: string, port: string, extra?: Record<string, string>): Promise<void>;
   /** Waits until `port` is bound to `node`'s chassis (and up, where OVN reports it). */
   bound(port: string, node: DataplaneNode): Promise<void>;
-  /** ovn-trace --minimal of `microflow` entering `datapath`: its output text. */
-  ovnTrace(datapath: string, microflow: string): Promise<string>;
+  /** ovn-trace (--minimal unless `options` name another form) of `microflow` entering `datapath`: its output text. */
+  ovnTrace(datapath: string, microflow: string, options?: string[]): Promise<string>;
   /** The logical ports a packet is output to, in order (ovn-trace's `output("...")`). */
-  outputs(datapath: string, microflow: string): Promise<string[]>;
+  outputs(datapath: string, microflow: string, options?: string[]): Promise<string[]>;
+  /**
+   * A new connection's load balancing: the backends its `ct_lb`/`ct_lb_mark`
+   * chooses among (sorted), and the port the packet is delivered to.
+   */
+  loadBalanced(
+    datapath: string,
+    microflow: string,
+  ): Promise<{ backends: string[]; output: string | undefined }>;
   /** ofproto/trace on the node's br-int: the tunnel a packet leaves on, if it leaves on one. */
   tunnelOf(node: DataplaneNode, flow: string): Promise<Tunnel | undefined>;
 }
@@ -327,9 +335,13 @@ export async function startDataplane(
   const vsctlOn = async (node: DataplaneNode, ...args: string[]) =>
     (await runIn(build, "ovs-vsctl", [`--db=${node.ovs.unixRemote}`, "--timeout=10", ...args])).stdout.trim();
 
-  const ovnTrace = async (datapath: string, microflow: string) =>
-    (await runIn(build, "ovn-trace", [`--db=${southbound.unixRemote}`, "--minimal", datapath, microflow]))
+  const ovnTrace = async (datapath: string, microflow: string, options = ["--minimal"]) =>
+    (await runIn(build, "ovn-trace", [`--db=${southbound.unixRemote}`, ...options, datapath, microflow]))
       .stdout;
+  const outputs = async (datapath: string, microflow: string, options?: string[]) => {
+    const text = await ovnTrace(datapath, microflow, options);
+    return [...text.matchAll(/output\("([^"]+)"\)/g)].map((m) => m[1] as string);
+  };
 
   return {
     stop,
@@ -365,9 +377,13 @@ export async function startDataplane(
       );
     },
     ovnTrace,
-    async outputs(datapath, microflow) {
-      const text = await ovnTrace(datapath, microflow);
-      return [...text.matchAll(/output\("([^"]+)"\)/g)].map((m) => m[1] as string);
+    outputs,
+    async loadBalanced(datapath, microflow) {
+      // --ct=new: the packet opens a connection, so the load balancer's stage chooses a backend.
+      const detailed = await ovnTrace(datapath, microflow, ["--detailed", "--ct=new"]);
+      const chosen = /ct_lb(?:_mark)?\(backends=([^);]*)\)/.exec(detailed)?.[1] ?? "";
+      const delivered = await outputs(datapath, microflow, ["--minimal", "--ct=new"]);
+      return { backends: chosen.split(",").filter(Boolean).sort(), output: delivered.at(-1) };
     },
     async tunnelOf(node, flow) {
       const { stdout } = await runIn(build, "ovs-appctl", [

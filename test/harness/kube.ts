@@ -55,8 +55,8 @@ export interface KubeOptions {
    */
   webhookClient?: { target: string; certFile: string; keyFile: string };
   /**
-   * Also run kube-controller-manager (the deployment and replicaset
-   * controllers) and kube-scheduler, as the admin: Deployments make pods and
+   * Also run kube-controller-manager (the deployment, replicaset, endpoint
+   * and endpointslice controllers) and kube-scheduler, as the admin: Deployments make pods and
    * pods get bound. No kubelet runs: a test makes its Nodes Ready itself.
    */
   controllers?: boolean;
@@ -313,7 +313,8 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeApi> {
           path.join(assets.dir, "kube-controller-manager"),
           [
             `--kubeconfig=${kubeconfigFile}`,
-            "--controllers=deployment,replicaset",
+            // EndpointSlices (discovery.k8s.io/v1beta1 on 1.20) and Endpoints: what Services' load balancers follow.
+            "--controllers=deployment,replicaset,endpointslice,endpoint",
             "--leader-elect=false",
             "--port=0",
             `--secure-port=${await freePort()}`,
