@@ -7,7 +7,19 @@
  * `ext_<node>`. Names and addresses only: pure, shared by the OVN writers,
  * the admission of Nodes and the tests.
  */
-import { macOfAddress, numberToAddress, prefixOf, rangeOf } from "./addresses.js";
+import {
+  addressOf,
+  cidrContains,
+  isCidr,
+  isIpAddress,
+  macOfAddress,
+  networkAddress,
+  networkOf,
+  numberToAddress,
+  prefixOf,
+  rangeOf,
+} from "./addresses.js";
+import { interfaceNameProblem } from "./attachments.js";
 
 export const OVN_CLUSTER_ROUTER = "ovn_cluster_router";
 export const JOIN_SWITCH = "join";
@@ -69,4 +81,70 @@ export function gatewayJoinIpOf(
   const join = rangeOf(joinSubnet);
   const n = join.first + 2n + index;
   return n < join.last ? numberToAddress(n, join.family) : undefined;
+}
+
+/**
+ * A Node's declaration that it is a gateway, as seed 002's gateway-init takes
+ * it (`--physical-interface eth1 --physical-ip 10.33.74.138/24 --default-gw
+ * 10.33.74.253`): JSON with those three keys.
+ */
+export const GATEWAY_ANNOTATION = "ovn-admission.io/gateway";
+
+export interface NodeGateway {
+  physicalInterface: string;
+  /** Address with its prefix length, on the external network. */
+  physicalIp: string;
+  defaultGateway: string;
+}
+
+const GATEWAY_KEYS = { "physical-interface": "", "physical-ip": "", "default-gw": "" } as const;
+
+/** The gateway a Node declares, or what is wrong with the declaration (each problem names its key, what was expected and what was found). */
+export function readNodeGateway(text: string): { gateway?: NodeGateway; problems: string[] } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { problems: [`expected JSON, found ${JSON.stringify(text)} (${(err as Error).message})`] };
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    return {
+      problems: [
+        `expected a JSON object with ${Object.keys(GATEWAY_KEYS).join(", ")}, found ${JSON.stringify(parsed)}`,
+      ],
+    };
+  const given = parsed as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const key of Object.keys(given))
+    if (!(key in GATEWAY_KEYS))
+      problems.push(`unknown key ${JSON.stringify(key)} (expected ${Object.keys(GATEWAY_KEYS).join(", ")})`);
+  const field = (key: keyof typeof GATEWAY_KEYS): string => {
+    const value = given[key];
+    if (typeof value === "string" && value) return value;
+    problems.push(`${key}: expected a string, found ${JSON.stringify(value ?? null)}`);
+    return "";
+  };
+  const physicalInterface = field("physical-interface");
+  const physicalIp = field("physical-ip");
+  const defaultGateway = field("default-gw");
+  if (physicalInterface) {
+    const problem = interfaceNameProblem(physicalInterface);
+    if (problem) problems.push(`physical-interface: ${problem}`);
+  }
+  const ipOk = physicalIp !== "" && isCidr(physicalIp) && !physicalIp.includes(":");
+  if (physicalIp && !ipOk)
+    problems.push(
+      `physical-ip: expected an IPv4 address with its prefix length (e.g. 10.33.74.138/24), found ${JSON.stringify(physicalIp)}`,
+    );
+  else if (ipOk && addressOf(physicalIp) === networkAddress(physicalIp))
+    problems.push(`physical-ip: ${physicalIp} is its network's own address, not a host's`);
+  if (defaultGateway && !isIpAddress(defaultGateway))
+    problems.push(`default-gw: expected an IP address, found ${JSON.stringify(defaultGateway)}`);
+  else if (defaultGateway && ipOk && !cidrContains(physicalIp, defaultGateway))
+    problems.push(`default-gw: ${defaultGateway} is not in physical-ip's network ${networkOf(physicalIp)}`);
+  else if (defaultGateway && ipOk && addressOf(physicalIp) === defaultGateway)
+    problems.push(`default-gw: ${defaultGateway} is the physical IP itself`);
+  return problems.length
+    ? { problems }
+    : { gateway: { physicalInterface, physicalIp, defaultGateway }, problems };
 }

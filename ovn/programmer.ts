@@ -28,6 +28,7 @@ import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../domain/p
 import { serviceLoadBalancers } from "../domain/services.js";
 import type { LoadBalancers } from "./load-balancers.js";
 import { nodeTopologyOf, type Topology } from "./topology.js";
+import type { GatewayRouters } from "./gateway-routers.js";
 
 export interface ProgrammerParts {
   encap: EncapHandler;
@@ -51,6 +52,8 @@ export interface ProgrammerParts {
   topology?: Topology;
   /** ovn-kubernetes: Services as load balancers (the watcher). */
   loadBalancers?: LoadBalancers;
+  /** ovn-kubernetes: gateway routers of the nodes that declare a gateway (gateway-init). */
+  gatewayRouters?: GatewayRouters;
   /**
    * Beside another control plane (`--alongside kube-ovn`): a stored pod's
    * addresses are held by our claims and released with it; nothing else
@@ -148,11 +151,12 @@ export class Programmer {
    * management port; a deleted node's management port goes, then its switch once empty.
    */
   private onNodeSwitch(event: "ADDED" | "MODIFIED" | "DELETED", node: NodeFacts): void {
-    const { switches, networkModel, topology } = this.parts;
+    const { switches, networkModel, topology, gatewayRouters } = this.parts;
     const subnet = node.annotations[ANNOTATION.hostSubnet];
     if (!switches || networkModel !== "ovn-kubernetes" || !subnet) return;
     const key = `node-switch/${node.name}`;
     if (event === "DELETED") {
+      if (gatewayRouters) this.enqueue(key, "gateway-router", () => gatewayRouters.remove(node.name));
       if (topology) this.enqueue(key, "node-topology", () => topology.removeNode(node.name));
       this.enqueue(key, "node-switch", () =>
         switches.remove(node.name, switches.planOfNode(node.name, subnet)),
@@ -164,6 +168,7 @@ export class Programmer {
     );
     const plan = nodeTopologyOf(node);
     if (topology && plan) this.enqueue(key, "node-topology", () => topology.programNode(plan));
+    if (gatewayRouters) this.enqueue(key, "gateway-router", () => gatewayRouters.follow(node));
   }
 
   /** ovn-kubernetes: a Service's load balancers follow it and its endpoints, as the view holds them when the work runs. */

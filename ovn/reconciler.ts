@@ -19,6 +19,7 @@ import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
 import type { LoadBalancers } from "./load-balancers.js";
 import { nodeTopologyOf, type Topology } from "./topology.js";
+import type { GatewayRouters } from "./gateway-routers.js";
 import { serviceLoadBalancers } from "../domain/services.js";
 
 /** The NAT every stored pod of the view asks for, with the object that asks. */
@@ -51,6 +52,7 @@ export interface ReconcilerOptions {
   /** ovn-kubernetes: nodes' management ports, and Services' load balancers. */
   topology?: Topology;
   loadBalancers?: LoadBalancers;
+  gatewayRouters?: GatewayRouters;
   /** Beside another control plane (`--alongside`): claims only; no gateway, switch, port move or NAT row. */
   claimsOnly?: boolean;
 }
@@ -112,6 +114,7 @@ export class Reconciler {
         await switches
           .program(SubnetSwitches.nodeSubnet(node, subnet), node.name)
           .then(() => (plan ? this.options.topology?.programNode(plan) : undefined))
+          .then(() => this.options.gatewayRouters?.follow(node))
           .catch((err: Error) =>
             this.log.warn(
               { event: "node-switch-failed", node: node.name, error: err.message },
@@ -119,6 +122,14 @@ export class Reconciler {
             ),
           );
       }
+      await this.options.gatewayRouters
+        ?.releaseGone(stored)
+        .catch((err: Error) =>
+          this.log.warn(
+            { event: "gateway-routers-release-failed", error: err.message },
+            "deleted nodes' gateway routers not released",
+          ),
+        );
       await this.options.topology
         ?.releaseGone(stored)
         .catch((err: Error) =>

@@ -67,6 +67,8 @@ export const SUBNET_IDS = {
 export const TOPOLOGY_IDS = {
   owner: OWNER_KEY,
   node: "ovn-admission.io/node",
+  /** "management" (minion-init) or "gateway" (gateway-init). */
+  role: "ovn-admission.io/role",
 } as const;
 
 /** external_ids of a Service's load balancer, as ovn-kubernetes marks them, and ours. */

@@ -32,11 +32,12 @@ export interface TopologySettings {
 }
 
 const OWNED = { [OWNER_KEY]: OWNER.topology };
+const MANAGEMENT = { ...OWNED, [TOPOLOGY_IDS.role]: "management" };
 const byName = (name: string): [string, "==", string] => ["name", "==", name];
 const ownedByNode = (node: string): [string, "includes", Record<string, string>] => [
   "external_ids",
   "includes",
-  { ...OWNED, [TOPOLOGY_IDS.node]: node },
+  { ...MANAGEMENT, [TOPOLOGY_IDS.node]: node },
 ];
 
 /** What a node's rows must hold, from its stored Node: pure. */
@@ -148,7 +149,7 @@ export class Topology {
       throw new TopologyError(
         `node ${plan.node}: OVN Northbound has a port ${plan.managementPort} that ovn-admission did not make; it is left alone`,
       );
-    const owned = { ...OWNED, [TOPOLOGY_IDS.node]: plan.node };
+    const owned = { ...MANAGEMENT, [TOPOLOGY_IDS.node]: plan.node };
     if (!port) {
       ops.push(
         op.insert(
@@ -205,8 +206,8 @@ export class Topology {
   /** Management ports and routes of nodes no longer stored (a Node deleted while no replica led) go. */
   async releaseGone(storedNodes: ReadonlySet<string>): Promise<string[]> {
     const [ports, routes] = await this.northbound.transact(NB, [
-      op.select("Logical_Switch_Port", [["external_ids", "includes", OWNED]], ["external_ids"]),
-      op.select("Logical_Router_Static_Route", [["external_ids", "includes", OWNED]], ["external_ids"]),
+      op.select("Logical_Switch_Port", [["external_ids", "includes", MANAGEMENT]], ["external_ids"]),
+      op.select("Logical_Router_Static_Route", [["external_ids", "includes", MANAGEMENT]], ["external_ids"]),
     ]);
     const nodes = new Set(
       [...(ports?.rows ?? []), ...(routes?.rows ?? [])]

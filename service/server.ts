@@ -35,6 +35,7 @@ import { SubnetSwitches } from "../ovn/switches.js";
 import { NodeSubnets } from "../ovn/node-subnets.js";
 import { Topology } from "../ovn/topology.js";
 import { LoadBalancers } from "../ovn/load-balancers.js";
+import { GatewayRouters } from "../ovn/gateway-routers.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
 import { SelfManagedTls } from "../tls/self-managed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
@@ -300,6 +301,23 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     ? new Topology(northbound, { clusterRouter: config.clusterRouter, joinSubnet: config.joinSubnet }, log)
     : undefined;
   const loadBalancers = ownTopology ? new LoadBalancers(northbound, log) : undefined;
+  const gatewayRouters =
+    ownTopology && config.clusterIpSubnet
+      ? new GatewayRouters(
+          northbound,
+          {
+            clusterRouter: config.clusterRouter,
+            clusterIpSubnet: config.clusterIpSubnet,
+            joinSubnet: config.joinSubnet,
+          },
+          async (node) => {
+            const { chassis, missing } = await gateway.chassisOf([node]);
+            if (!chassis[0]) throw new Error(`no chassis for gateway node ${node}: ${missing.join("; ")}`);
+            return chassis[0];
+          },
+          log,
+        )
+      : undefined;
   const nodeSubnets =
     config.networkModel === "ovn-kubernetes" && config.clusterIpSubnet
       ? new NodeSubnets(
@@ -357,6 +375,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       ...(nodeSubnets ? { nodeSubnets } : {}),
       ...(topology ? { topology } : {}),
       ...(loadBalancers ? { loadBalancers } : {}),
+      ...(gatewayRouters ? { gatewayRouters } : {}),
       claimsOnly,
     },
     log,
@@ -376,6 +395,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
       ...(nodeSubnets ? { nodeSubnets } : {}),
       ...(topology ? { topology } : {}),
       ...(loadBalancers ? { loadBalancers } : {}),
+      ...(gatewayRouters ? { gatewayRouters } : {}),
       ...(marker ? { annotate: marker.annotate.bind(marker) } : {}),
       claimsOnly,
     },

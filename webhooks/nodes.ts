@@ -17,7 +17,8 @@ import { subnetOfPod } from "../domain/subnets.js";
 import { allow, refuse, type Verdict } from "./verdict.js";
 import { forbidden, malformed, type Violation } from "../domain/violations.js";
 import type { Intent } from "../domain/intents.js";
-import { MANAGEMENT_MAC_ANNOTATION } from "../domain/topology.js";
+import { GATEWAY_ANNOTATION, MANAGEMENT_MAC_ANNOTATION, readNodeGateway } from "../domain/topology.js";
+import { addressOf } from "../domain/addresses.js";
 
 const LITERAL_INTERFACE = /^[A-Za-z0-9_.@:-]+$/;
 
@@ -63,6 +64,28 @@ function named(keys: string[], most = 5): string {
     : `${keys.slice(0, most).join(", ")} and ${keys.length - most} more`;
 }
 
+/** seed 002's gateway-init, declared on the Node: well-formed, and its physical IP no other gateway node's. */
+function gatewayViolations(name: string, text: string | undefined, view: ClusterView): Violation[] {
+  if (text === undefined) return [];
+  const field = annotationField(GATEWAY_ANNOTATION);
+  const { gateway, problems } = readNodeGateway(text);
+  if (!gateway) return problems.map((p) => malformed(`${field}: ${p}`));
+  const ip = addressOf(gateway.physicalIp);
+  const holders = view
+    .nodes()
+    .filter((n) => n.name !== name && n.annotations[GATEWAY_ANNOTATION])
+    .filter((n) => {
+      const other = readNodeGateway(n.annotations[GATEWAY_ANNOTATION] as string).gateway;
+      return other !== undefined && addressOf(other.physicalIp) === ip;
+    })
+    .map((n) => n.name)
+    .sort();
+  if (holders.length)
+    return [forbidden(`${field}: physical-ip ${ip} is already node ${holders.join(", ")}'s gateway address`)];
+  const internal = view.nodes().find((n) => n.name !== name && n.internalIP === ip);
+  return internal ? [forbidden(`${field}: physical-ip ${ip} is node ${internal.name}'s InternalIP`)] : [];
+}
+
 export function validateNode(request: AdmissionRequest, view: ClusterView, settings: RuleSettings): Verdict {
   const name = nodeName(request);
   const annotations = annotationsOf(request.object);
@@ -92,6 +115,7 @@ export function validateNode(request: AdmissionRequest, view: ClusterView, setti
       );
     }
   }
+  violations.push(...gatewayViolations(name, annotations[GATEWAY_ANNOTATION], view));
   const tunnel = annotations[ANNOTATION.tunnelInterface];
   const tunnelProblem = tunnel === undefined ? undefined : checkTunnelInterfaces(tunnel);
   if (tunnelProblem) violations.push(malformed(tunnelProblem));

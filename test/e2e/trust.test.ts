@@ -16,7 +16,7 @@ import t, { type Test } from "tap";
 import { AdmissionregistrationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import { createCertificateAuthority, issueCertificate } from "../../tls/certificates.js";
-import { SEED_GATEWAY } from "../fixtures/index.js";
+import { forgedReview, SEED_GATEWAY } from "../fixtures/index.js";
 import { encapIpsOf, freePort, nodesFor, scratchDir, type SimulatedNode } from "../harness/index.js";
 import { apiMessage, kubeFor } from "../harness/kube.js";
 import { responseOf, serviceFor, type TestService } from "../harness/service.js";
@@ -26,34 +26,6 @@ const NB = "OVN_Northbound";
 const NN = "ovn.kubernetes.io/node_networks";
 
 const encapIps = encapIpsOf;
-
-/** An AdmissionReview as an API server would send it, but written by anyone. */
-function forged(
-  kind: string,
-  resource: string,
-  operation: "CREATE" | "UPDATE",
-  object: Record<string, unknown>,
-  namespace = "",
-  oldObject: Record<string, unknown> | null = null,
-) {
-  const metadata = object.metadata as { name: string };
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: `forged-${kind}-${metadata.name}-${operation}`,
-      kind: { group: "", version: "v1", kind },
-      resource: { group: "", version: "v1", resource },
-      operation,
-      namespace,
-      name: metadata.name,
-      userInfo: { username: "system:serviceaccount:default:mallory" },
-      object: { apiVersion: "v1", kind, ...object },
-      oldObject: oldObject && { apiVersion: "v1", kind, ...oldObject },
-      dryRun: false,
-    },
-  };
-}
 
 /** A TCP listener standing where a forged body says a node's Open_vSwitch is: it counts who dials it. */
 async function bait(t: Test): Promise<{ port: number; connections: () => number }> {
@@ -133,11 +105,11 @@ t.test(
       status: { addresses: [{ type: "InternalIP", address: "127.0.0.1" }] },
     };
     const answers = [
-      await s.review("/mutate", forged("Node", "nodes", "CREATE", ghost)),
-      await s.review("/validate", forged("Node", "nodes", "CREATE", ghost)),
+      await s.review("/mutate", forgedReview("Node", "nodes", "CREATE", ghost)),
+      await s.review("/validate", forgedReview("Node", "nodes", "CREATE", ghost)),
       await s.review(
         "/validate",
-        forged("Node", "nodes", "UPDATE", changed, "", { metadata: stored.metadata }),
+        forgedReview("Node", "nodes", "UPDATE", changed, "", { metadata: stored.metadata }),
       ),
     ];
     // 2. The gateway ConfigMap, enabled, naming the stored node.
@@ -146,7 +118,7 @@ t.test(
       data: { ...SEED_GATEWAY, "external-gw-nodes": "node-1" },
     };
     answers.push(
-      await s.review("/validate", forged("ConfigMap", "configmaps", "CREATE", gateway, "kube-system")),
+      await s.review("/validate", forgedReview("ConfigMap", "configmaps", "CREATE", gateway, "kube-system")),
     );
     // 3. A pod with an EIP that will never be stored.
     const phantom = {
@@ -158,7 +130,7 @@ t.test(
       },
       spec: { containers: [{ name: "c", image: "i" }] },
     };
-    answers.push(await s.review("/validate", forged("Pod", "pods", "CREATE", phantom, "shop")));
+    answers.push(await s.review("/validate", forgedReview("Pod", "pods", "CREATE", phantom, "shop")));
     t.same(
       answers.map((a) => responseOf(a).allowed),
       [true, true, true, true, false],
@@ -179,7 +151,9 @@ t.test(
     await waitFor("the view to have the gateway", () => s.service.view.gatewayConfig() !== undefined);
 
     // Now a forged pod whose EIP passes every check: admission claims it, and nothing else.
-    const claimed = responseOf(await s.review("/validate", forged("Pod", "pods", "CREATE", phantom, "shop")));
+    const claimed = responseOf(
+      await s.review("/validate", forgedReview("Pod", "pods", "CREATE", phantom, "shop")),
+    );
     t.equal(claimed.allowed, true, "a well-formed forged pod is admitted (admission cannot tell)");
     t.same(
       await natOn(s, "ovn-admission-claims"),
@@ -344,7 +318,7 @@ t.test("--client-ca-file: the API server's client certificate gets through, noth
     "the API server, with its client certificate, is answered",
   );
 
-  const review = forged("Node", "nodes", "CREATE", { metadata: { name: "x" } });
+  const review = forgedReview("Node", "nodes", "CREATE", { metadata: { name: "x" } });
   const anonymous = await s.review("/validate", review);
   t.equal(anonymous.status, 401, "no client certificate: 401");
   t.match(anonymous.json, { code: "UNAUTHENTICATED", error: /client certificate required/ });

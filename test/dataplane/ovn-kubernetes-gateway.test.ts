@@ -1,0 +1,152 @@
+/**
+ * Seed 002's gateway-init by packets: a Node that declares itself a gateway
+ * (`ovn-admission.io/gateway`, seed 002's --physical-interface, --physical-ip
+ * and --default-gw) gets GR_<node> bound to its chassis, the join link, the
+ * external switch with its localnet port, a default route and SNAT of the
+ * cluster subnet: a pod's packet to an outside address leaves that gateway
+ * with the node's physical IP. Declared wrong, the Node is refused with what
+ * is wrong; forged, nothing is written; the annotation removed, exactly the
+ * gateway's rows go.
+ */
+import t from "tap";
+import { op } from "ovsdb-client";
+import { type DataplaneNode } from "../harness/dataplane.js";
+import { apiMessage } from "../harness/kube.js";
+import { waitFor } from "../harness/wait.js";
+import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
+import { forgedReview, OVN_KUBERNETES } from "../fixtures/index.js";
+import { responseOf } from "../harness/service.js";
+import { firstHostOf, macOfAddress } from "../../domain/addresses.js";
+
+const NB = "OVN_Northbound";
+const NODES = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
+const GATEWAY = "ovn-admission.io/gateway";
+const DECLARED = {
+  "physical-interface": "eth1",
+  "physical-ip": "10.33.74.138/24",
+  "default-gw": "10.33.74.253",
+};
+const OUTSIDE = "203.0.113.10";
+
+t.test("a gateway node's router carries pods' packets out, SNAT'd to its physical IP", async (t) => {
+  const { dp, core, s } = await dataplaneCluster(t, NODES, [...OVN_KUBERNETES, "--reconcile-interval", "2"]);
+  const nb = s.service.northbound;
+  const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
+
+  // Declared wrong: refused, naming the key, what was expected and what was found.
+  const wrong = await core
+    .createNode({
+      body: {
+        metadata: {
+          name: "node-3",
+          annotations: { [GATEWAY]: JSON.stringify({ ...DECLARED, "default-gw": "10.99.0.1" }) },
+        },
+      },
+    })
+    .then(() => "created", apiMessage);
+  t.match(
+    wrong,
+    /ovn-admission\.io\/gateway"\]: default-gw: 10\.99\.0\.1 is not in physical-ip's network 10\.33\.74\.0\/24/,
+  );
+
+  await registerNodes(core, NODES, { "node-2": { [GATEWAY]: JSON.stringify(DECLARED) } });
+  const gatewayRows = async () => {
+    const [routers, switches] = await nb.transact(NB, [
+      op.select("Logical_Router", [["name", "==", "GR_node-2"]], ["options"]),
+      op.select("Logical_Switch", [["name", "==", "ext_node-2"]], ["name"]),
+    ]);
+    return { routers: routers?.rows ?? [], switches: switches?.rows ?? [] };
+  };
+  const router = await waitFor("GR_node-2", async () => (await gatewayRows()).routers[0]);
+  t.same(router.options, { chassis: node2.chassis }, "GR_node-2 is bound to node-2's chassis");
+  await dp.bound("rtoe-GR_node-2", node2);
+  t.pass("its external port is bound on node-2");
+
+  // A pod on node-1 with no EIP or SNAT of its own.
+  await core.createNamespace({ body: { metadata: { name: "shop" } } });
+  const pod = await core.createNamespacedPod({
+    namespace: "shop",
+    body: {
+      metadata: { name: "web" },
+      spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
+    },
+  });
+  const ovn = JSON.parse(pod.metadata?.annotations?.ovn ?? "{}") as {
+    ip_address: string;
+    mac_address: string;
+  };
+  const web = { ip: ovn.ip_address.split("/")[0] as string, mac: ovn.mac_address };
+  await dp.plug(node1, "web", "shop_web", { attached_mac: web.mac, ip_address: web.ip });
+  await dp.bound("shop_web", node1);
+  // The outside gateway's MAC, as ovn-controller would learn it.
+  const datapath = await dp.sbctl(
+    "--bare",
+    "--columns=_uuid",
+    "find",
+    "Datapath_Binding",
+    "external_ids:name=GR_node-2",
+  );
+  await dp.sbctl(
+    "create",
+    "MAC_Binding",
+    "logical_port=rtoe-GR_node-2",
+    `ip=${DECLARED["default-gw"]}`,
+    'mac="0a:00:00:00:02:53"',
+    `datapath=${datapath}`,
+  );
+  const subnet = (await core.readNode({ name: "node-1" })).metadata?.annotations?.ovn_host_subnet as string;
+  const leaving = async () => {
+    const trace = await dp.ovnTrace(
+      "node-1",
+      ipv4Flow("shop_web", web, { ip: OUTSIDE }, macOfAddress(firstHostOf(subnet))),
+    );
+    return /ct_snat\w*\(ip4\.src=([\d.]+)\)[\s\S]*output\("([^"]+)"\)/.exec(trace)?.slice(1) ?? trace;
+  };
+  t.same(
+    await waitFor("the packet to leave through GR_node-2", async () => {
+      const left = await leaving();
+      return Array.isArray(left) ? left : undefined;
+    }),
+    ["10.33.74.138", "breth1_node-2"],
+    "it leaves node-2's gateway router SNAT'd to node-2's physical IP, on the localnet port",
+  );
+
+  // Forged: a review of a Node declaring a gateway that no API server sent writes nothing.
+  const ghost = {
+    metadata: {
+      name: "ghost",
+      annotations: { [GATEWAY]: JSON.stringify({ ...DECLARED, "physical-ip": "10.33.74.139/24" }) },
+    },
+  };
+  for (const path of ["/mutate", "/validate"] as const)
+    t.ok(
+      responseOf(await s.review(path, forgedReview("Node", "nodes", "CREATE", ghost))),
+      `forged ${path} answered`,
+    );
+  await s.service.reconcile();
+  const [ghosts] = await nb.transact(NB, [
+    op.select("Logical_Router", [["name", "==", "GR_ghost"]], ["name"]),
+  ]);
+  t.same(ghosts?.rows, [], "no gateway router for a Node no API server stored");
+
+  // The declaration removed: exactly the gateway's rows go, and the packet no longer leaves.
+  const stored = await core.readNode({ name: "node-2" });
+  delete stored.metadata!.annotations![GATEWAY];
+  await core.replaceNode({ name: "node-2", body: stored });
+  await waitFor("GR_node-2 and ext_node-2 to go", async () => {
+    const rows = await gatewayRows();
+    return rows.routers.length === 0 && rows.switches.length === 0;
+  });
+  const [routes, joinPorts] = await nb.transact(NB, [
+    op.select("Logical_Router_Static_Route", [["ip_prefix", "==", "0.0.0.0/0"]], ["nexthop"]),
+    op.select("Logical_Switch_Port", [["name", "==", "jtor-GR_node-2"]], ["name"]),
+  ]);
+  t.same([routes?.rows, joinPorts?.rows], [[], []], "its default route and join port went with it");
+  t.notMatch(
+    await dp.ovnTrace(
+      "node-1",
+      ipv4Flow("shop_web", web, { ip: OUTSIDE }, macOfAddress(firstHostOf(subnet))),
+    ),
+    /breth1_node-2/,
+  );
+});
