@@ -5,7 +5,7 @@
  */
 import { addressOf, canonicalIp, isIpAddress, isUnicastMac } from "./addresses.js";
 import { ANNOTATION } from "./annotations.js";
-import { type GatewayMode, gatewayModeOf } from "./gateway-config.js";
+import { type GatewayMode, gatewayModeOf, gatewayOf } from "./gateway-config.js";
 import type { ClusterView } from "./view.js";
 import type { PodFacts } from "./facts.js";
 import type { NetworkModel } from "./settings.js";
@@ -112,4 +112,22 @@ export function sameNat(a: NatRow | undefined, b: NatRow | undefined): boolean {
 export function natWantOfStored(pod: PodFacts, view: ClusterView, model: NetworkModel): NatWant {
   if (!holdsAddresses(pod)) return { pod: pod.key };
   return natWantOf(pod.namespace, pod.name, pod.annotations, gatewayModeOf(view), model);
+}
+
+/**
+ * Where there are gateway routers (seed 002's gateway-init), a pod's own EIP
+ * or SNAT (seed 003) takes precedence: its packets to anywhere outside the
+ * cluster subnet are sent to the external gateway (`external-gw-addr`), where
+ * its NAT row applies, instead of a gateway router's SNAT. The addresses of
+ * the pods whose NAT row can be written, and that next hop; none without an
+ * enabled gateway.
+ */
+export function natEgressOf(view: ClusterView, model: NetworkModel): { sources: string[]; nexthop?: string } {
+  const reading = gatewayOf(view);
+  if (!reading.enabled || !reading.config) return { sources: [] };
+  const sources = view
+    .podsWithNat()
+    .map((pod) => natWantOfStored(pod, view, model).row?.logical_ip)
+    .filter((ip): ip is string => Boolean(ip) && !(ip as string).includes(":"));
+  return { sources: [...new Set(sources)].sort(), nexthop: addressOf(reading.config.address) };
 }

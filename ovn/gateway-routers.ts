@@ -80,6 +80,8 @@ const owned = (node: string) => ({
 });
 /** On the gateway router: what it was made from, so an unchanged declaration writes nothing. */
 const SPEC_KEY = "ovn-admission.io/gateway-spec";
+/** The addresses of the pods whose own EIP or SNAT takes precedence over the gateway routers. */
+export const NAT_EGRESS_SET = "ovn_admission_nat_pods";
 const byName = (name: string): [string, "==", string] => ["name", "==", name];
 const byUuid = (uuid: unknown): [string, "==", string] => ["_uuid", "==", String(uuid)];
 
@@ -317,6 +319,72 @@ export class GatewayRouters {
     await this.northbound.transact(NB, ops);
     this.log.info({ event: "gateway-router-removed", node }, "gateway router removed");
     return "removed";
+  }
+
+  /**
+   * Pods with their own EIP or SNAT leave through the external gateway, not a
+   * gateway router: one address set of their addresses and one reroute
+   * policy on the cluster router (at ovn-kubernetes' EgressIP priority, 100),
+   * written when they differ from `egress` and removed when it names none.
+   */
+  async programNatEgress(egress: { sources: string[]; nexthop?: string }): Promise<"written" | "unchanged"> {
+    const ids = { [OWNER_KEY]: OWNER.topology, [ROLE_KEY]: "nat-egress" };
+    const [sets, policies] = await this.northbound.transact(NB, [
+      op.select("Address_Set", [byName(NAT_EGRESS_SET)], ["_uuid", "addresses", "external_ids"]),
+      op.select("Logical_Router_Policy", [["external_ids", "includes", ids]], ["_uuid", "match", "nexthops"]),
+    ]);
+    const set = sets?.rows?.[0];
+    if (set && (set.external_ids as Record<string, string>)[OWNER_KEY] !== OWNER.topology)
+      throw new GatewayRouterError(
+        `OVN Northbound has an address set ${NAT_EGRESS_SET} that ovn-admission did not make`,
+      );
+    const wanted = egress.nexthop && egress.sources.length ? egress.nexthop : undefined;
+    const match = `ip4.src == $${NAT_EGRESS_SET} && ip4.dst != ${this.settings.clusterIpSubnet}`;
+    const current = (policies?.rows ?? []) as Row[];
+    const ops: Operation[] = [];
+    const stale = current.filter(
+      (p) => !wanted || p.match !== match || JSON.stringify(p.nexthops) !== JSON.stringify([wanted]),
+    );
+    if (stale.length)
+      ops.push(
+        op.mutate(
+          "Logical_Router",
+          [byName(this.clusterRouter)],
+          [["policies", "delete", stale.map((p) => String(p._uuid))]],
+        ),
+      );
+    if (!wanted) {
+      if (set) ops.push(op.delete("Address_Set", [byUuid(set._uuid)]));
+    } else {
+      if (!set)
+        ops.push(
+          op.insert("Address_Set", { name: NAT_EGRESS_SET, addresses: egress.sources, external_ids: ids }),
+        );
+      else if (
+        JSON.stringify([...((set.addresses as string[]) ?? [])].sort()) !== JSON.stringify(egress.sources)
+      )
+        ops.push(op.update("Address_Set", [byUuid(set._uuid)], { addresses: egress.sources }));
+      if (stale.length === current.length)
+        ops.push(
+          op.insert(
+            "Logical_Router_Policy",
+            { priority: 100, match, action: "reroute", nexthops: [wanted], external_ids: ids },
+            { uuidName: "egress" },
+          ),
+          op.mutate(
+            "Logical_Router",
+            [byName(this.clusterRouter)],
+            [["policies", "insert", [namedUuid("egress")]]],
+          ),
+        );
+    }
+    if (ops.length === 0) return "unchanged";
+    await this.northbound.transact(NB, ops);
+    this.log.info(
+      { event: "nat-egress-programmed", pods: egress.sources.length, nexthop: wanted },
+      "pods with their own EIP or SNAT leave through the external gateway",
+    );
+    return "written";
   }
 
   /** Nodes whose gateway rows are there: for releasing those no stored Node declares. */

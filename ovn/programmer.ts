@@ -16,7 +16,7 @@ import type { ClusterView, StoredChange } from "../domain/view.js";
 import type { NodeFacts, PodFacts, SubnetFacts } from "../domain/facts.js";
 import { ANNOTATION } from "../domain/annotations.js";
 
-import { holdsAddresses, natWantOf, natWantOfStored } from "../domain/nat.js";
+import { holdsAddresses, natEgressOf, natWantOf, natWantOfStored } from "../domain/nat.js";
 import type { EncapHandler } from "./encap.js";
 import type { GatewayHandler } from "./gateway.js";
 import type { NatHandler } from "./nat.js";
@@ -111,6 +111,7 @@ export class Programmer {
         return this.onPod(change.event, change.facts, change.previous);
       case "ConfigMap":
         this.enqueue("gateway", "gateway", () => this.parts.gateway.reconcile());
+        this.natEgress();
         return;
       case "Subnet":
         return this.onSubnet(change.event, change.facts);
@@ -266,8 +267,10 @@ export class Programmer {
 
   /** A deleted pod's NAT rows and claims go. */
   private releaseNat(pod: PodFacts): void {
-    if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds)
+    if (natWantOf(pod.namespace, pod.name, pod.annotations, "centralized", this.model).holds) {
       this.enqueue(`pod/${pod.key}`, "nat", () => this.parts.nat.release(pod.key).then(() => undefined));
+      this.natEgress();
+    }
   }
 
   private onPod(
@@ -303,6 +306,16 @@ export class Programmer {
     if (previous && sameJson(want, before) && previous.uid === pod.uid) return;
     const stored = { uid: pod.uid, resourceVersion: pod.resourceVersion };
     this.enqueue(key, "nat", () => this.parts.nat.program(want, stored).then(() => undefined));
+    this.natEgress();
+  }
+
+  /** ovn-kubernetes with gateway routers: the pods whose own EIP or SNAT goes first, as the view holds them when the work runs. */
+  private natEgress(): void {
+    const routers = this.parts.gatewayRouters;
+    if (routers)
+      this.enqueue("nat-egress", "nat-egress", () =>
+        routers.programNatEgress(natEgressOf(this.view, this.model)),
+      );
   }
 
   /** Runs `work` after the work already queued for `key`; a failure is logged, the reconciler retries. */

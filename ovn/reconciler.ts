@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { ClusterView } from "../domain/view.js";
 import { ANNOTATION } from "../domain/annotations.js";
-import { holdsAddresses, type NatWant, natWantOfStored } from "../domain/nat.js";
+import { holdsAddresses, natEgressOf, type NatWant, natWantOfStored } from "../domain/nat.js";
 import { storedPortOf } from "../domain/port-claims.js";
 import type { PortHandler } from "./ports.js";
 import { SubnetSwitches } from "./switches.js";
@@ -122,6 +122,16 @@ export class Reconciler {
             ),
           );
       }
+      // Without the pods, no pod can be told to have lost its EIP.
+      if (this.view.knows("Pod"))
+        await this.options.gatewayRouters
+          ?.programNatEgress(natEgressOf(this.view, networkModel))
+          .catch((err: Error) =>
+            this.log.warn(
+              { event: "nat-egress-failed", error: err.message },
+              "EIP/SNAT pods' egress not programmed",
+            ),
+          );
       await this.options.gatewayRouters
         ?.releaseGone(stored)
         .catch((err: Error) =>

@@ -14,9 +14,9 @@ import { type DataplaneNode } from "../harness/dataplane.js";
 import { apiMessage } from "../harness/kube.js";
 import { waitFor } from "../harness/wait.js";
 import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
-import { forgedReview, OVN_KUBERNETES } from "../fixtures/index.js";
+import { forgedReview, OVN_KUBERNETES, SEED_GATEWAY } from "../fixtures/index.js";
 import { responseOf } from "../harness/service.js";
-import { firstHostOf, macOfAddress } from "../../domain/addresses.js";
+import { addressOf, firstHostOf, macOfAddress } from "../../domain/addresses.js";
 
 const NB = "OVN_Northbound";
 const NODES = { "node-1": "192.0.2.11", "node-2": "192.0.2.12" };
@@ -27,6 +27,7 @@ const DECLARED = {
   "default-gw": "10.33.74.253",
 };
 const OUTSIDE = "203.0.113.10";
+const EIP = "172.56.0.233";
 
 t.test("a gateway node's router carries pods' packets out, SNAT'd to its physical IP", async (t) => {
   const { dp, core, s } = await dataplaneCluster(t, NODES, [...OVN_KUBERNETES, "--reconcile-interval", "2"]);
@@ -95,20 +96,74 @@ t.test("a gateway node's router carries pods' packets out, SNAT'd to its physica
     `datapath=${datapath}`,
   );
   const subnet = (await core.readNode({ name: "node-1" })).metadata?.annotations?.ovn_host_subnet as string;
-  const leaving = async () => {
-    const trace = await dp.ovnTrace(
-      "node-1",
-      ipv4Flow("shop_web", web, { ip: OUTSIDE }, macOfAddress(firstHostOf(subnet))),
-    );
+  const routerMac = macOfAddress(firstHostOf(subnet));
+  /** The source address a pod's packet to an outside address leaves with, and the port it leaves on. */
+  const leaving = async (port: string, from: { ip: string; mac: string }) => {
+    const trace = await dp.ovnTrace("node-1", ipv4Flow(port, from, { ip: OUTSIDE }, routerMac));
     return /ct_snat\w*\(ip4\.src=([\d.]+)\)[\s\S]*output\("([^"]+)"\)/.exec(trace)?.slice(1) ?? trace;
   };
+  const settled = (port: string, from: { ip: string; mac: string }, want: string[]) =>
+    waitFor(`${port}'s packet to leave from ${want.join(" on ")}`, async () => {
+      const left = await leaving(port, from);
+      return JSON.stringify(left) === JSON.stringify(want) ? left : undefined;
+    }).catch(() => leaving(port, from));
   t.same(
-    await waitFor("the packet to leave through GR_node-2", async () => {
-      const left = await leaving();
-      return Array.isArray(left) ? left : undefined;
-    }),
+    await settled("shop_web", web, ["10.33.74.138", "breth1_node-2"]),
     ["10.33.74.138", "breth1_node-2"],
     "it leaves node-2's gateway router SNAT'd to node-2's physical IP, on the localnet port",
+  );
+
+  // Seed 003's external gateway beside it: a pod with its own EIP leaves with its EIP, not through GR_node-2.
+  await core.createNamespacedConfigMap({
+    namespace: "kube-system",
+    body: {
+      metadata: { name: "ovn-external-gw-config", namespace: "kube-system" },
+      data: { ...SEED_GATEWAY, type: "distributed", "external-gw-nodes": "node-1" },
+    },
+  });
+  await waitFor("the view to hold the external gateway", () => Boolean(s.service.view.gatewayConfig()));
+  const withEip = await core.createNamespacedPod({
+    namespace: "shop",
+    body: {
+      metadata: { name: "api", annotations: { "ovn.kubernetes.io/eip": EIP } },
+      spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
+    },
+  });
+  const apiOvn = JSON.parse(withEip.metadata?.annotations?.ovn ?? "{}") as {
+    ip_address: string;
+    mac_address: string;
+  };
+  const api = { ip: apiOvn.ip_address.split("/")[0] as string, mac: apiOvn.mac_address };
+  await dp.plug(node1, "api", "shop_api", { attached_mac: api.mac, ip_address: api.ip });
+  await dp.bound("shop_api", node1);
+  const clusterRouter = await waitFor(
+    "the cluster router's datapath",
+    async () =>
+      (await dp.sbctl(
+        "--bare",
+        "--columns=_uuid",
+        "find",
+        "Datapath_Binding",
+        "external_ids:name=ovn_cluster_router",
+      )) || undefined,
+  );
+  await dp.sbctl(
+    "create",
+    "MAC_Binding",
+    "logical_port=ovn_cluster_router-external",
+    `ip=${addressOf(SEED_GATEWAY["external-gw-addr"] as string)}`,
+    'mac="0a:00:00:00:00:01"',
+    `datapath=${clusterRouter}`,
+  );
+  t.same(
+    await settled("shop_api", api, [EIP, "localnet.external"]),
+    [EIP, "localnet.external"],
+    "the EIP's pod leaves with its EIP through the external gateway",
+  );
+  t.same(
+    await leaving("shop_web", web),
+    ["10.33.74.138", "breth1_node-2"],
+    "a pod without one still leaves through the gateway router",
   );
 
   // Forged: a review of a Node declaring a gateway that no API server sent writes nothing.
