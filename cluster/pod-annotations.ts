@@ -16,6 +16,8 @@ import { ANNOTATION } from "../domain/annotations.js";
 /** What the service writes to the API (test/rbac.test.ts checks manifests/base/rbac.yaml grants exactly it). */
 export const WRITES = [
   { namespace: "cluster", group: "", resource: "pods", verbs: ["get", "patch"] },
+  // Events on the objects whose programming fails (cluster/events.ts).
+  { namespace: "cluster", group: "", resource: "events", verbs: ["create"] },
   // The reconciler's Lease (cluster/lease.ts), in the service's own namespace.
   {
     namespace: "ovn-admission",

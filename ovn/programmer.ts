@@ -62,6 +62,14 @@ export interface ProgrammerParts {
   claimsOnly?: boolean;
 }
 
+/** A write from a stored object that failed (the reconciler retries it). */
+export interface ProgrammingFailure {
+  object: { kind: string; namespace: string; name: string; uid: string } | undefined;
+  /** What was written: "port", "nat", "load-balancer", "gateway-router", "encap", ... */
+  what: string;
+  error: string;
+}
+
 const planesOf = (node: NodeFacts) => parseNodeNetworks(node.annotations[ANNOTATION.nodeNetworks]);
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -77,7 +85,32 @@ export class Programmer {
     private readonly log: Logger,
     /** Told the result of every write (for metrics). */
     private readonly onResult: (what: string, ok: boolean) => void = () => undefined,
+    /** Told every failed write with the stored object it was for (for Kubernetes Events). */
+    private readonly onFailure: (failure: ProgrammingFailure) => void = () => undefined,
   ) {}
+
+  /** The stored object a queue key programs, as the view holds it (undefined once it is gone). */
+  private objectOf(key: string): ProgrammingFailure["object"] {
+    const [prefix = "", ...rest] = key.split("/");
+    const [first = "", second = ""] = rest;
+    const ref = (kind: string, facts: { namespace: string; name: string; uid: string } | undefined) =>
+      facts ? { kind, namespace: facts.namespace, name: facts.name, uid: facts.uid } : undefined;
+    switch (prefix) {
+      case "pod":
+        return ref("Pod", this.view.pod(first, second));
+      case "node":
+      case "node-switch":
+        return ref("Node", this.view.node(first));
+      case "service":
+        return ref("Service", this.view.service(first, second));
+      case "subnet":
+        return ref("Subnet", this.view.subnet(first));
+      case "gateway":
+        return ref("ConfigMap", this.view.gatewayConfig());
+      default:
+        return undefined;
+    }
+  }
 
   private get model(): NetworkModel {
     return this.parts.networkModel ?? "kube-ovn";
@@ -327,6 +360,8 @@ export class Programmer {
         () => this.onResult(what, true),
         (err: Error) => {
           this.onResult(what, false);
+          const object = this.objectOf(key);
+          if (object) this.onFailure({ object, what, error: err.message });
           this.log.warn(
             { event: "program-failed", object: key, what, error: err.message },
             "could not program from the stored object; the reconciler retries",

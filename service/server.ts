@@ -37,6 +37,8 @@ import { Topology } from "../ovn/topology.js";
 import { LoadBalancers } from "../ovn/load-balancers.js";
 import { GatewayRouters } from "../ovn/gateway-routers.js";
 import { PodAnnotator } from "../cluster/pod-annotations.js";
+import { ProgrammingEvents } from "../cluster/events.js";
+import { isKind, KIND_RESOURCES } from "../domain/kinds.js";
 import { SelfManagedTls } from "../tls/self-managed.js";
 import { LeaseElector, LEASE_NAME } from "../cluster/lease.js";
 import { gatewayModeOf } from "../domain/gateway-config.js";
@@ -264,6 +266,7 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     log,
   );
   const marker = cluster ? new PodAnnotator(cluster.kubeConfig, log) : undefined;
+  const events = cluster ? new ProgrammingEvents(cluster.kubeConfig, log) : undefined;
   const markRouted = (want: NatWant): void => {
     const [namespace = "", name = ""] = want.pod.split("/");
     // Routed only while the pod still asks for the row that was written.
@@ -402,6 +405,16 @@ export async function startService(config: Config, parts: ServiceParts = {}): Pr
     leading,
     log,
     (what, ok) => metrics.programmed.inc({ what, result: ok ? "ok" : "failed" }),
+    // kubectl describe shows why an admitted object's network is not there yet.
+    ({ object, what, error }) => {
+      if (!events || !object || !isKind(object.kind)) return;
+      const { group, version } = KIND_RESOURCES[object.kind];
+      events.warn(
+        { ...object, apiVersion: group ? `${group}/${version}` : version },
+        "ProgrammingFailed",
+        `ovn-admission could not program the ${what} of this ${object.kind} in OVN (retrying): ${error}`,
+      );
+    },
   );
   programmer.start();
   // After a restart, what was stored is put back; then every ten minutes, in case someone edited OVS by hand.

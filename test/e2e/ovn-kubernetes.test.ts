@@ -133,3 +133,56 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
   t.same(left?.rows, [], "the deleted node's switch and router port are gone");
   t.equal(await managementPort(), undefined, "and its management port");
 });
+
+t.test("a write that keeps failing is a Warning Event on its object, once per window", async (t) => {
+  const kube = await kubeFor(t);
+  const s = await serviceFor(t, [
+    "--kubeconfig",
+    kube.kubeconfigFile,
+    ...OVN_KUBERNETES,
+    "--lease-namespace",
+    "default",
+  ]);
+  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
+  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  // A gateway node whose Open_vSwitch database cannot be reached (no InternalIP): its chassis is unknown.
+  const declared = {
+    "physical-interface": "eth1",
+    "physical-ip": "10.33.74.138/24",
+    "default-gw": "10.33.74.253",
+  };
+  await waitFor("the node webhook to answer", () =>
+    core
+      .createNode({
+        body: {
+          metadata: { name: "gw-1", annotations: { "ovn-admission.io/gateway": JSON.stringify(declared) } },
+        },
+      })
+      .then(
+        () => true,
+        () => false,
+      ),
+  );
+  const warnings = async () =>
+    (
+      await core.listNamespacedEvent({ namespace: "default", fieldSelector: "involvedObject.name=gw-1" })
+    ).items.filter((e) => e.reason === "ProgrammingFailed");
+  const [first] = await waitFor("the Event", async () =>
+    (await warnings()).length ? await warnings() : undefined,
+  );
+  t.equal(first?.type, "Warning");
+  t.equal(first?.involvedObject.kind, "Node");
+  t.match(first?.message, /could not program the gateway-router of this Node in OVN \(retrying\): .*gw-1/);
+  t.match(await kube.kubectl(["describe", "node", "gw-1"]), /ProgrammingFailed/, "kubectl describe shows it");
+  // Two more failures of the same write within the window: still one Event.
+  for (const value of ["a", "b"]) {
+    const node = await core.readNode({ name: "gw-1" });
+    node.metadata!.labels = { ...node.metadata!.labels, touched: value };
+    await core.replaceNode({ name: "gw-1", body: node });
+  }
+  await waitFor(
+    "the node's later changes to be programmed (and fail)",
+    () => s.logs.filter((l) => l.event === "program-failed" && l.what === "gateway-router").length >= 3,
+  );
+  t.equal((await warnings()).length, 1, "rate-limited: one Event per object and reason per minute");
+});
