@@ -5,7 +5,8 @@
  * VIPs are the Service's cluster IPs and ports and whose backends are the
  * ready endpoints' addresses and target ports. Pure: from stored facts only.
  */
-import { isIpAddress } from "./addresses.js";
+import { addressOf, isIpAddress } from "./addresses.js";
+import { GATEWAY_ANNOTATION, readNodeGateway } from "./topology.js";
 import type { EndpointSliceFacts, ServiceFacts } from "./facts.js";
 import type { ClusterView } from "./view.js";
 
@@ -46,9 +47,11 @@ const family = (ip: string): 4 | 6 => (ip.includes(":") ? 6 : 4);
 export function loadBalancersOf(
   service: ServiceFacts,
   slices: readonly EndpointSliceFacts[],
+  /** The gateway nodes' physical IPs: a NodePort is a VIP on each (the gateway routers hold the group). */
+  nodePortAddresses: readonly string[] = [],
 ): LoadBalancerPlan[] {
   if (!balancedService(service)) return [];
-  const vips = service.clusterIPs.filter((ip) => ip !== "None" && isIpAddress(ip));
+  const clusterIps = service.clusterIPs.filter((ip) => ip !== "None" && isIpAddress(ip));
   const plans = new Map<string, LoadBalancerPlan>();
   for (const port of service.ports) {
     const protocol = PROTOCOLS[port.protocol as keyof typeof PROTOCOLS];
@@ -76,7 +79,11 @@ export function loadBalancersOf(
           for (const address of endpoint.addresses)
             if (isIpAddress(address)) backends[family(address)].add(hostPort(address, target.port));
     }
-    for (const vip of vips) plan.vips[hostPort(vip, port.port)] = [...backends[family(vip)]].sort().join(",");
+    const vips: Array<[string, number]> = clusterIps.map((ip) => [ip, port.port]);
+    if (port.nodePort && service.type !== "ClusterIP")
+      vips.push(...nodePortAddresses.map((ip): [string, number] => [ip, port.nodePort as number]));
+    for (const [ip, vipPort] of vips)
+      plan.vips[hostPort(ip, vipPort)] = [...backends[family(ip)]].sort().join(",");
   }
   return [...plans.values()];
 }
@@ -97,6 +104,17 @@ export function serviceLoadBalancers(
   const facts = view.service(namespace, name);
   return {
     stored: { service, uid: facts?.uid ?? "", resourceVersion: facts?.resourceVersion ?? "" },
-    plans: facts ? loadBalancersOf(facts, view.endpointsOf(service)) : [],
+    plans: facts ? loadBalancersOf(facts, view.endpointsOf(service), gatewayAddressesOf(view)) : [],
   };
+}
+
+/** The physical IPs of the nodes that declare a gateway (seed 002's gateway-init), sorted. */
+export function gatewayAddressesOf(view: ClusterView): string[] {
+  return view
+    .nodes()
+    .map((node) => node.annotations[GATEWAY_ANNOTATION])
+    .map((declared) => (declared ? readNodeGateway(declared).gateway?.physicalIp : undefined))
+    .filter((ip): ip is string => Boolean(ip))
+    .map(addressOf)
+    .sort();
 }

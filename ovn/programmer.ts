@@ -28,6 +28,7 @@ import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../domain/p
 import { serviceLoadBalancers } from "../domain/services.js";
 import type { LoadBalancers } from "./load-balancers.js";
 import { nodeTopologyOf, type Topology } from "./topology.js";
+import { GATEWAY_ANNOTATION } from "../domain/topology.js";
 import type { GatewayRouters } from "./gateway-routers.js";
 
 export interface ProgrammerParts {
@@ -167,6 +168,7 @@ export class Programmer {
     previous: NodeFacts | undefined,
   ): void {
     this.onNodeSwitch(event, node);
+    this.onNodePorts(event, node, previous);
     if (event === "DELETED") {
       this.enqueue(`node/${node.name}`, "encap", async () => this.parts.encap.forgetNode(node.name));
       return;
@@ -203,6 +205,19 @@ export class Programmer {
     const plan = nodeTopologyOf(node);
     if (topology && plan) this.enqueue(key, "node-topology", () => topology.programNode(plan));
     if (gatewayRouters) this.enqueue(key, "gateway-router", () => gatewayRouters.follow(node));
+  }
+
+  /** A gateway node's physical IP is a VIP of every NodePort: those Services follow its declaration. */
+  private onNodePorts(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    node: NodeFacts,
+    previous: NodeFacts | undefined,
+  ): void {
+    const before = previous?.annotations[GATEWAY_ANNOTATION];
+    const now = event === "DELETED" ? undefined : node.annotations[GATEWAY_ANNOTATION];
+    if (!this.parts.loadBalancers || before === now) return;
+    for (const service of this.view.services())
+      if (service.ports.some((p) => p.nodePort)) this.onService(service.key);
   }
 
   /** ovn-kubernetes: a Service's load balancers follow it and its endpoints, as the view holds them when the work runs. */

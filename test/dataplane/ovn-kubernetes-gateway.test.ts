@@ -30,7 +30,11 @@ const OUTSIDE = "203.0.113.10";
 const EIP = "172.56.0.233";
 
 t.test("a gateway node's router carries pods' packets out, SNAT'd to its physical IP", async (t) => {
-  const { dp, core, s } = await dataplaneCluster(t, NODES, [...OVN_KUBERNETES, "--reconcile-interval", "2"]);
+  const { dp, kube, core, s } = await dataplaneCluster(t, NODES, [
+    ...OVN_KUBERNETES,
+    "--reconcile-interval",
+    "2",
+  ]);
   const nb = s.service.northbound;
   const [node1, node2] = dp.nodes as [DataplaneNode, DataplaneNode];
 
@@ -166,6 +170,37 @@ t.test("a gateway node's router carries pods' packets out, SNAT'd to its physica
     "a pod without one still leaves through the gateway router",
   );
 
+  // A NodePort on the gateway node's physical IP: from the external network to the pod behind it.
+  await kube.kubectl(
+    ["apply", "-f", "-"],
+    `
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: NodePort
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]
+---
+# What the endpoint slice controller writes (no kube-controller-manager runs in this test).
+apiVersion: discovery.k8s.io/v1beta1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: ["${web.ip}"], conditions: {ready: true}}]
+ports: [{name: http, port: 8080, protocol: TCP}]
+`,
+  );
+  const fromOutside = { ip: "10.33.74.1", mac: "0a:00:00:00:02:01" };
+  const nodePort = await waitFor("the NodePort on GR_node-2", async () => {
+    const lb = await dp.loadBalanced(
+      "ext_node-2",
+      `${ipv4Flow("breth1_node-2", fromOutside, { ip: "10.33.74.138" }, macOfAddress("10.33.74.138"))} && tcp && tcp.src == 40000 && tcp.dst == 30080`,
+    );
+    return lb.output === "shop_web" ? lb : undefined;
+  });
+  t.same(nodePort.backends, [`${web.ip}:8080`], "10.33.74.138:30080 is balanced to the Service's endpoint");
+  t.equal(nodePort.output, "shop_web", "a packet from outside to the NodePort reaches the pod");
+
   // Forged: a review of a Node declaring a gateway that no API server sent writes nothing.
   const ghost = {
     metadata: {
@@ -178,11 +213,31 @@ t.test("a gateway node's router carries pods' packets out, SNAT'd to its physica
       responseOf(await s.review(path, forgedReview("Node", "nodes", "CREATE", ghost))),
       `forged ${path} answered`,
     );
+  const ghostService = {
+    metadata: { name: "ghost", namespace: "shop" },
+    spec: { clusterIP: "10.0.0.99", ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+  };
+  const ghostSlice = {
+    metadata: { name: "ghost-1", namespace: "shop", labels: { "kubernetes.io/service-name": "web" } },
+    addressType: "IPv4",
+    endpoints: [{ addresses: ["192.0.2.200"] }],
+    ports: [{ name: "http", port: 8080, protocol: "TCP" }],
+  };
+  for (const path of ["/mutate", "/validate"] as const) {
+    await s.review(path, forgedReview("Service", "services", "CREATE", ghostService, "shop"));
+    await s.review(path, forgedReview("EndpointSlice", "endpointslices", "CREATE", ghostSlice, "shop"));
+  }
   await s.service.reconcile();
   const [ghosts] = await nb.transact(NB, [
     op.select("Logical_Router", [["name", "==", "GR_ghost"]], ["name"]),
   ]);
   t.same(ghosts?.rows, [], "no gateway router for a Node no API server stored");
+  const [balancers] = await nb.transact(NB, [op.select("Load_Balancer", [], ["name", "vips"])]);
+  t.notMatch(
+    JSON.stringify(balancers?.rows),
+    /ghost|10\.0\.0\.99|192\.0\.2\.200/,
+    "no load balancer or backend from a Service or EndpointSlice no API server stored",
+  );
 
   // The declaration removed: exactly the gateway's rows go, and the packet no longer leaves.
   const stored = await core.readNode({ name: "node-2" });

@@ -136,3 +136,21 @@ t.test("the view answers from EndpointSlices where they are listed, else from En
     plans: [],
   });
 });
+
+t.test("a NodePort is a VIP on each gateway node's physical IP; a ClusterIP Service's is not", async (t) => {
+  const nodePort = (type: string) =>
+    trim.Service(
+      service({
+        type,
+        ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080, nodePort: 30080 }],
+      }),
+    );
+  const slices = [trim.EndpointSlice(slice([{ ip: "192.168.0.4" }]))];
+  t.same(loadBalancersOf(nodePort("NodePort"), slices, ["10.33.74.138"])[0]?.vips, {
+    "10.96.0.10:80": "192.168.0.4:8080",
+    "10.33.74.138:30080": "192.168.0.4:8080",
+  });
+  t.same(Object.keys(loadBalancersOf(nodePort("ClusterIP"), slices, ["10.33.74.138"])[0]?.vips ?? {}), [
+    "10.96.0.10:80",
+  ]);
+});
