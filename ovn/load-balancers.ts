@@ -105,7 +105,12 @@ export class LoadBalancers {
         service: stored.service,
         uid: stored.uid,
         resourceVersion: stored.resourceVersion,
-        vips: Object.assign({}, ...plans.map((p) => p.vips)) as Record<string, string>,
+        // Counts, not the backends: a Service of thousands of endpoints is one log line still.
+        vips: plans.reduce((n, p) => n + Object.keys(p.vips).length, 0),
+        backends: plans.reduce(
+          (n, p) => n + Object.values(p.vips).reduce((m, b) => m + (b ? b.split(",").length : 0), 0),
+          0,
+        ),
       },
       plans.length ? "service load balancers programmed" : "service load balancers removed",
     );
