@@ -111,63 +111,51 @@ export class Reconciler {
         if (!subnet) continue;
         stored.add(node.name);
         const plan = nodeTopologyOf(node);
-        await switches
-          .program(SubnetSwitches.nodeSubnet(node, subnet), node.name)
-          .then(() => (plan ? this.options.topology?.programNode(plan) : undefined))
-          .then(() => this.options.gatewayRouters?.follow(node))
-          .catch((err: Error) =>
-            this.log.warn(
-              { event: "node-switch-failed", node: node.name, error: err.message },
-              "node switch not programmed",
-            ),
+        await this.step(
+          "node-switch-failed",
+          "node switch not programmed",
+          async () => {
+            await switches.program(SubnetSwitches.nodeSubnet(node, subnet), node.name);
+            if (plan) await this.options.topology?.programNode(plan);
+          },
+          { node: node.name },
+        );
+        const routers = this.options.gatewayRouters;
+        if (routers)
+          await this.step(
+            "gateway-router-failed",
+            "gateway router not programmed",
+            () => routers.follow(node),
+            {
+              node: node.name,
+            },
           );
       }
+      const { gatewayRouters, topology } = this.options;
       // Without the pods, no pod can be told to have lost its EIP.
-      if (this.view.knows("Pod"))
-        await this.options.gatewayRouters
-          ?.programNatEgress(natEgressOf(this.view, networkModel))
-          .catch((err: Error) =>
-            this.log.warn(
-              { event: "nat-egress-failed", error: err.message },
-              "EIP/SNAT pods' egress not programmed",
-            ),
-          );
-      await this.options.gatewayRouters
-        ?.releaseGone(stored)
-        .catch((err: Error) =>
-          this.log.warn(
-            { event: "gateway-routers-release-failed", error: err.message },
-            "deleted nodes' gateway routers not released",
-          ),
+      if (gatewayRouters && this.view.knows("Pod"))
+        await this.step("nat-egress-failed", "EIP/SNAT pods' egress not programmed", () =>
+          gatewayRouters.programNatEgress(natEgressOf(this.view, networkModel)),
         );
-      await this.options.topology
-        ?.releaseGone(stored)
-        .catch((err: Error) =>
-          this.log.warn(
-            { event: "node-topology-release-failed", error: err.message },
-            "deleted nodes' management ports not released",
-          ),
+      if (gatewayRouters)
+        await this.step("gateway-routers-release-failed", "deleted nodes' gateway routers not released", () =>
+          gatewayRouters.releaseGone(stored),
         );
-      await nodeSubnets
-        ?.releaseGone(stored, this.options.graceMs)
-        .catch((err: Error) =>
-          this.log.warn(
-            { event: "node-subnets-release-failed", error: err.message },
-            "node subnets not released",
-          ),
+      if (topology)
+        await this.step("node-topology-release-failed", "deleted nodes' management ports not released", () =>
+          topology.releaseGone(stored),
+        );
+      if (nodeSubnets)
+        await this.step("node-subnets-release-failed", "node subnets not released", () =>
+          nodeSubnets.releaseGone(stored, this.options.graceMs),
         );
     }
     const { loadBalancers } = this.options;
     if (loadBalancers && this.view.knows("Service")) {
       const wanted = this.view.services().map((service) => serviceLoadBalancers(this.view, service.key));
-      await loadBalancers
-        .reconcile(wanted)
-        .catch((err: Error) =>
-          this.log.warn(
-            { event: "load-balancers-reconcile-failed", error: err.message },
-            "load balancers not reconciled",
-          ),
-        );
+      await this.step("load-balancers-reconcile-failed", "load balancers not reconciled", () =>
+        loadBalancers.reconcile(wanted),
+      );
     }
     if (ports && this.view.knows("Pod")) {
       await ports
@@ -203,6 +191,16 @@ export class Reconciler {
       );
       return undefined;
     }
+  }
+
+  /** One step of a pass: a failure is logged and the pass goes on (the next pass tries again). */
+  private async step(
+    event: string,
+    message: string,
+    work: () => Promise<unknown>,
+    fields: Record<string, string> = {},
+  ): Promise<void> {
+    await work().catch((err: Error) => this.log.warn({ event, ...fields, error: err.message }, message));
   }
 
   /** The port every stored pod with addresses asks for. */

@@ -127,3 +127,33 @@ export async function interfacesCarryEncapIps(
       CONVERGE_MS,
     );
 }
+
+/**
+ * A pod of seed 002's model created on `node` through the API server, plugged
+ * as that CNI plugs it (iface-id `<namespace>_<pod>`, attached_mac, ip_address)
+ * and bound on the node's chassis: its address and MAC, from its `ovn` annotation.
+ */
+export async function ovnKubernetesPod(
+  core: CoreV1Api,
+  dp: Dataplane,
+  node: DataplaneNode,
+  namespace: string,
+  name: string,
+  annotations: Record<string, string> = {},
+): Promise<{ ip: string; mac: string }> {
+  const pod = await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, annotations },
+      spec: { nodeName: node.name, containers: [{ name: "c", image: "i" }] },
+    },
+  });
+  const ovn = JSON.parse(pod.metadata?.annotations?.ovn ?? "{}") as {
+    ip_address?: string;
+    mac_address?: string;
+  };
+  const address = { ip: (ovn.ip_address ?? "").split("/")[0] as string, mac: ovn.mac_address ?? "" };
+  await dp.plug(node, name, `${namespace}_${name}`, { attached_mac: address.mac, ip_address: address.ip });
+  await dp.bound(`${namespace}_${name}`, node);
+  return address;
+}

@@ -7,7 +7,7 @@ import t from "tap";
 import type { DataplaneNode } from "../harness/dataplane.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ovnKubernetesPod, registerNodes } from "./cluster.js";
 import { OVN_KUBERNETES } from "../fixtures/index.js";
 
 const EIP = "172.56.0.233";
@@ -28,23 +28,7 @@ t.test("a distributed EIP reaches its <namespace>_<pod> port", async (t) => {
     Boolean(s.service.view.gatewayConfig() && s.service.view.node("node-2")?.annotations.ovn_host_subnet),
   );
   await core.createNamespace({ body: { metadata: { name: "shop" } } });
-  const pod = await core.createNamespacedPod({
-    namespace: "shop",
-    body: {
-      metadata: { name: "web", annotations: { "ovn.kubernetes.io/eip": EIP } },
-      spec: { nodeName: "node-2", containers: [{ name: "c", image: "i" }] },
-    },
-  });
-  const ovn = JSON.parse(pod.metadata?.annotations?.ovn ?? "{}") as {
-    ip_address?: string;
-    mac_address?: string;
-  };
-  const mac = ovn.mac_address as string;
-  await dp.plug(node2, "web", "shop_web", {
-    attached_mac: mac,
-    ip_address: (ovn.ip_address ?? "").split("/")[0] as string,
-  });
-  await dp.bound("shop_web", node2);
+  const { mac } = await ovnKubernetesPod(core, dp, node2, "shop", "web", { "ovn.kubernetes.io/eip": EIP });
   const fromOutside = { ip: "172.56.0.1", mac: "0a:00:00:00:00:01" };
   const inbound = await waitFor("the EIP to reach the pod", async () => {
     const outputs = await dp.outputs(

@@ -19,7 +19,7 @@ import {
 } from "../harness/dataplane.js";
 import { apiMessage } from "../harness/kube.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow, registerNodes } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ovnKubernetesPod, registerNodes } from "./cluster.js";
 import { forgedReview, OVN_KUBERNETES, SEED_GATEWAY } from "../fixtures/index.js";
 import { responseOf } from "../harness/service.js";
 import { addressOf, firstHostOf, macOfAddress } from "../../domain/addresses.js";
@@ -86,20 +86,7 @@ for (const build of builds)
 
       // A pod on node-1 with no EIP or SNAT of its own.
       await core.createNamespace({ body: { metadata: { name: "shop" } } });
-      const pod = await core.createNamespacedPod({
-        namespace: "shop",
-        body: {
-          metadata: { name: "web" },
-          spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
-        },
-      });
-      const ovn = JSON.parse(pod.metadata?.annotations?.ovn ?? "{}") as {
-        ip_address: string;
-        mac_address: string;
-      };
-      const web = { ip: ovn.ip_address.split("/")[0] as string, mac: ovn.mac_address };
-      await dp.plug(node1, "web", "shop_web", { attached_mac: web.mac, ip_address: web.ip });
-      await dp.bound("shop_web", node1);
+      const web = await ovnKubernetesPod(core, dp, node1, "shop", "web");
       // The outside gateway's MAC, as ovn-controller would learn it.
       const datapath = await dp.sbctl(
         "--bare",
@@ -144,20 +131,7 @@ for (const build of builds)
         },
       });
       await waitFor("the view to hold the external gateway", () => Boolean(s.service.view.gatewayConfig()));
-      const withEip = await core.createNamespacedPod({
-        namespace: "shop",
-        body: {
-          metadata: { name: "api", annotations: { "ovn.kubernetes.io/eip": EIP } },
-          spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
-        },
-      });
-      const apiOvn = JSON.parse(withEip.metadata?.annotations?.ovn ?? "{}") as {
-        ip_address: string;
-        mac_address: string;
-      };
-      const api = { ip: apiOvn.ip_address.split("/")[0] as string, mac: apiOvn.mac_address };
-      await dp.plug(node1, "api", "shop_api", { attached_mac: api.mac, ip_address: api.ip });
-      await dp.bound("shop_api", node1);
+      const api = await ovnKubernetesPod(core, dp, node1, "shop", "api", { "ovn.kubernetes.io/eip": EIP });
       const clusterRouter = await waitFor(
         "the cluster router's datapath",
         async () =>

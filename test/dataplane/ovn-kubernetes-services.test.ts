@@ -13,7 +13,7 @@ import { op } from "ovsdb-client";
 import { CONVERGE_MS, type DataplaneNode } from "../harness/dataplane.js";
 import { readyNodes } from "../harness/kube.js";
 import { waitFor } from "../harness/wait.js";
-import { dataplaneCluster, ipv4Flow } from "./cluster.js";
+import { dataplaneCluster, ipv4Flow, ovnKubernetesPod } from "./cluster.js";
 import { OVN_KUBERNETES } from "../fixtures/index.js";
 import { managementPortOf } from "../../domain/topology.js";
 import { firstHostOf, macOfAddress } from "../../domain/addresses.js";
@@ -134,20 +134,7 @@ t.test(
     const service = await core.readNamespacedService({ namespace: "shop", name: "web" });
     const vip = service.spec?.clusterIP as string;
 
-    const client = addressOf(
-      await core.createNamespacedPod({
-        namespace: "shop",
-        body: {
-          metadata: { name: "client" },
-          spec: { nodeName: "node-1", containers: [{ name: "c", image: "i" }] },
-        },
-      }),
-    );
-    await dp.plug(byName("node-1"), "client", "shop_client", {
-      attached_mac: client.mac,
-      ip_address: client.ip,
-    });
-    await dp.bound("shop_client", byName("node-1"));
+    const client = await ovnKubernetesPod(core, dp, byName("node-1"), "shop", "client");
     const routerMac = macOfAddress(firstHostOf(subnets["node-1"] as string));
     const toVip = `${ipv4Flow("shop_client", client, { ip: vip }, routerMac)} && tcp && tcp.src == 40000 && tcp.dst == 80`;
     const all = webs.map((w) => `${w.ip}:8080`).sort();

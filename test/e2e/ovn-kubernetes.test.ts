@@ -4,7 +4,7 @@
  * logical switch with a router port; a pod gets an address of its node's
  * subnet, the `ovn` annotation, and the port `<namespace>_<pod>`.
  */
-import t from "tap";
+import t, { type Test } from "tap";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { op } from "ovsdb-client";
 import { apiMessage, kubeFor } from "../harness/kube.js";
@@ -14,7 +14,8 @@ import { OVN_KUBERNETES } from "../fixtures/index.js";
 
 const NB = "OVN_Northbound";
 
-t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's", async (t) => {
+/** A real kube-apiserver and the service in seed 002's model, its webhooks registered. */
+async function clusterFor(t: Test, extra: string[] = []) {
   const kube = await kubeFor(t);
   const s = await serviceFor(t, [
     "--kubeconfig",
@@ -22,13 +23,14 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
     ...OVN_KUBERNETES,
     "--lease-namespace",
     "default",
-    "--reconcile-interval",
-    "1",
-    "--nat-release-grace",
-    "2",
+    ...extra,
   ]);
   await kube.registerWebhooks(s.service.url, s.service.caFile as string);
-  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  return { kube, s, core: kube.kubeConfig.makeApiClient(CoreV1Api) };
+}
+
+t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's", async (t) => {
+  const { s, core } = await clusterFor(t, ["--reconcile-interval", "1", "--nat-release-grace", "2"]);
   const nb = s.service.northbound;
 
   // Nodes as kubelets register them: seed 002's master and a minion.
@@ -135,16 +137,7 @@ t.test("node subnets from --cluster-ip-subnet, pods addressed from their node's"
 });
 
 t.test("a write that keeps failing is a Warning Event on its object, once per window", async (t) => {
-  const kube = await kubeFor(t);
-  const s = await serviceFor(t, [
-    "--kubeconfig",
-    kube.kubeconfigFile,
-    ...OVN_KUBERNETES,
-    "--lease-namespace",
-    "default",
-  ]);
-  await kube.registerWebhooks(s.service.url, s.service.caFile as string);
-  const core = kube.kubeConfig.makeApiClient(CoreV1Api);
+  const { kube, s, core } = await clusterFor(t);
   // A gateway node whose Open_vSwitch database cannot be reached (no InternalIP): its chassis is unknown.
   const declared = {
     "physical-interface": "eth1",
