@@ -82,6 +82,10 @@ t.test(
     ]);
     t.equal(routers?.rows?.length, 1, "master-init: the service made ovn_cluster_router");
 
+    // The workload first, the nodes after: a pod that waits for a node is scheduled when one turns Ready
+    // (the other order was seen to leave pods a minute in the scheduler's back-off).
+    await core.createNamespace({ body: { metadata: { name: "shop" } } });
+    await kube.kubectl(["apply", "-f", "-"], APP);
     await readyNodes(core, NODES);
     const subnets: Record<string, string> = {};
     for (const name of Object.keys(NODES)) {
@@ -98,8 +102,6 @@ t.test(
     for (const name of Object.keys(NODES)) await dp.bound(`k8s-${name}`, byName(name));
     t.pass("each node's management port is bound on its chassis");
 
-    await core.createNamespace({ body: { metadata: { name: "shop" } } });
-    await kube.kubectl(["apply", "-f", "-"], APP);
     const listed = async () =>
       (await core.listNamespacedPod({ namespace: "shop", labelSelector: "app=web" })).items.filter(
         (p) => !p.metadata?.deletionTimestamp,
