@@ -28,7 +28,7 @@ import { isIntent, portClaimOf, storedPortOf, type PortClaim } from "../domain/p
 import { serviceLoadBalancers } from "../domain/services.js";
 import type { LoadBalancers } from "./load-balancers.js";
 import { nodeTopologyOf, type Topology } from "./topology.js";
-import { GATEWAY_ANNOTATION } from "../domain/topology.js";
+import { GATEWAY_ANNOTATION, MANAGEMENT_MAC_ANNOTATION } from "../domain/topology.js";
 import type { GatewayRouters } from "./gateway-routers.js";
 
 export interface ProgrammerParts {
@@ -70,6 +70,14 @@ export interface ProgrammingFailure {
   what: string;
   error: string;
 }
+
+/** What a node's switch, management port and gateway router are made of. */
+const topologyFactsOf = (node: NodeFacts) => [
+  node.annotations[ANNOTATION.hostSubnet],
+  node.annotations[MANAGEMENT_MAC_ANNOTATION],
+  node.annotations[GATEWAY_ANNOTATION],
+  node.internalIP,
+];
 
 const planesOf = (node: NodeFacts) => parseNodeNetworks(node.annotations[ANNOTATION.nodeNetworks]);
 const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -167,7 +175,7 @@ export class Programmer {
     node: NodeFacts,
     previous: NodeFacts | undefined,
   ): void {
-    this.onNodeSwitch(event, node);
+    this.onNodeSwitch(event, node, previous);
     this.onNodePorts(event, node, previous);
     if (event === "DELETED") {
       this.enqueue(`node/${node.name}`, "encap", async () => this.parts.encap.forgetNode(node.name));
@@ -186,10 +194,17 @@ export class Programmer {
    * ovn-kubernetes: a stored node's switch gets its router port and its
    * management port; a deleted node's management port goes, then its switch once empty.
    */
-  private onNodeSwitch(event: "ADDED" | "MODIFIED" | "DELETED", node: NodeFacts): void {
+  private onNodeSwitch(
+    event: "ADDED" | "MODIFIED" | "DELETED",
+    node: NodeFacts,
+    previous: NodeFacts | undefined,
+  ): void {
     const { switches, networkModel, topology, gatewayRouters } = this.parts;
     const subnet = node.annotations[ANNOTATION.hostSubnet];
     if (!switches || networkModel !== "ovn-kubernetes" || !subnet) return;
+    // A Node changes for many reasons (labels, status); its rows follow only what they are made of.
+    if (event === "MODIFIED" && previous && sameJson(topologyFactsOf(previous), topologyFactsOf(node)))
+      return;
     const key = `node-switch/${node.name}`;
     if (event === "DELETED") {
       if (gatewayRouters) this.enqueue(key, "gateway-router", () => gatewayRouters.remove(node.name));

@@ -167,10 +167,13 @@ t.test("a write that keeps failing is a Warning Event on its object, once per wi
   t.equal(first?.involvedObject.kind, "Node");
   t.match(first?.message, /could not program the gateway-router of this Node in OVN \(retrying\): .*gw-1/);
   t.match(await kube.kubectl(["describe", "node", "gw-1"]), /ProgrammingFailed/, "kubectl describe shows it");
-  // Two more failures of the same write within the window: still one Event.
-  for (const value of ["a", "b"]) {
+  // Two more failures of the same write within the window (the declaration changed twice): still one Event.
+  for (const gateway of ["10.33.74.254", "10.33.74.252"]) {
     const node = await core.readNode({ name: "gw-1" });
-    node.metadata!.labels = { ...node.metadata!.labels, touched: value };
+    node.metadata!.annotations!["ovn-admission.io/gateway"] = JSON.stringify({
+      ...declared,
+      "default-gw": gateway,
+    });
     await core.replaceNode({ name: "gw-1", body: node });
   }
   await waitFor(
