@@ -84,6 +84,8 @@ const sameJson = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON
 
 export class Programmer {
   private readonly queues = new Map<string, Promise<void>>();
+  /** Keys with a pass waiting that reads the view when it runs (enqueueLatest). */
+  private readonly waiting = new Set<string>();
   private stopListening: (() => void) | undefined;
 
   constructor(
@@ -239,7 +241,7 @@ export class Programmer {
   private onService(service: string): void {
     const loadBalancers = this.parts.loadBalancers;
     if (!loadBalancers) return;
-    this.enqueue(`service/${service}`, "load-balancer", () => {
+    this.enqueueLatest(`service/${service}`, "load-balancer", () => {
       const { stored, plans } = serviceLoadBalancers(this.view, service);
       return loadBalancers.program(stored, plans);
     });
@@ -376,9 +378,23 @@ export class Programmer {
   private natEgress(): void {
     const routers = this.parts.gatewayRouters;
     if (routers)
-      this.enqueue("nat-egress", "nat-egress", () =>
+      this.enqueueLatest("nat-egress", "nat-egress", () =>
         routers.programNatEgress(natEgressOf(this.view, this.model)),
       );
+  }
+
+  /**
+   * Work that reads the view when it runs: one pass waiting for `key` is
+   * enough, so a burst of events (a Service's slices, pods gaining EIPs) is
+   * one write, not one per event.
+   */
+  private enqueueLatest(key: string, what: string, work: () => Promise<unknown>): void {
+    if (this.waiting.has(key)) return;
+    this.waiting.add(key);
+    this.enqueue(key, what, () => {
+      this.waiting.delete(key);
+      return work();
+    });
   }
 
   /** Runs `work` after the work already queued for `key`; a failure is logged, the reconciler retries. */

@@ -13,6 +13,7 @@ import { GatewayHandler } from "../../ovn/gateway.js";
 import { NatHandler } from "../../ovn/nat.js";
 import { CLAIMS_ROUTER } from "../../ovn/rows.js";
 import { Programmer } from "../../ovn/programmer.js";
+import { LoadBalancers } from "../../ovn/load-balancers.js";
 import type { KubeObject } from "../../domain/kube.js";
 import type { NetworkModel } from "../../domain/settings.js";
 import { SEED_GATEWAY } from "../fixtures/index.js";
@@ -224,5 +225,61 @@ t.test(
     });
     t.pass("the resync finds it by the same name");
     t.equal(await encapIpOf("veth2"), "");
+  },
+);
+
+t.test(
+  "a burst of one Service's slice changes is one load balancer write, from the latest view",
+  async (t) => {
+    const nb = await northboundFor(t);
+    const northbound = await clusterRouterOn(t, nb.unixRemote);
+    const view = ClusterState.of({ Node: [], Pod: [], Service: [], EndpointSlice: [] });
+    const databases = new NodeDatabases(
+      { template: "tcp:{nodeIP}:6640", overrides: {}, ssl: undefined },
+      view,
+      log,
+    );
+    const encap = new EncapHandler(databases, view, log, 200, "ovn-kubernetes");
+    const gateway = new GatewayHandler(
+      northbound,
+      databases,
+      view,
+      { router: "ovn-cluster", switchName: "external", network: "external", vlan: 0 },
+      log,
+    );
+    const nat = new NatHandler(northbound, "ovn-cluster", log);
+    const writes: string[] = [];
+    const loadBalancers = new LoadBalancers(northbound, log);
+    const program = loadBalancers.program.bind(loadBalancers);
+    loadBalancers.program = async (stored, plans) => {
+      const outcome = await program(stored, plans);
+      writes.push(`${outcome} ${plans.map((p) => Object.values(p.vips).join()).join()}`);
+      return outcome;
+    };
+    const programmer = new Programmer(
+      view,
+      { encap, gateway, nat, loadBalancers, networkModel: "ovn-kubernetes" },
+      () => true,
+      log,
+    );
+    programmer.start();
+    t.teardown(() => {
+      programmer.stop();
+      encap.close();
+      databases.close();
+    });
+    view.apply("Service", "ADDED", {
+      metadata: { name: "web", namespace: "shop", uid: "s1" },
+      spec: { clusterIP: "10.96.0.10", ports: [{ name: "http", port: 80, targetPort: 8080 }] },
+    });
+    for (let n = 1; n <= 20; n++)
+      view.apply("EndpointSlice", n === 1 ? "ADDED" : "MODIFIED", {
+        metadata: { name: "web-1", namespace: "shop", labels: { "kubernetes.io/service-name": "web" } },
+        endpoints: Array.from({ length: n }, (_, i) => ({ addresses: [`192.168.0.${i + 10}`] })),
+        ports: [{ name: "http", port: 8080, protocol: "TCP" }],
+      });
+    await programmer.idle();
+    t.ok(writes.length <= 2, `${writes.length} passes for 21 events`);
+    t.match(writes.at(-1), /^written .*192\.168\.0\.29:8080/, "the last pass wrote the latest endpoints");
   },
 );
