@@ -99,12 +99,14 @@ export interface StoredService {
 export function serviceLoadBalancers(
   view: ClusterView,
   service: string,
+  /** The gateway nodes' physical IPs: given once for a pass over every Service. */
+  gatewayAddresses: readonly string[] = gatewayAddressesOf(view),
 ): { stored: StoredService; plans: LoadBalancerPlan[] } {
   const [namespace = "", name = ""] = service.split("/");
   const facts = view.service(namespace, name);
   return {
     stored: { service, uid: facts?.uid ?? "", resourceVersion: facts?.resourceVersion ?? "" },
-    plans: facts ? loadBalancersOf(facts, view.endpointsOf(service), gatewayAddressesOf(view)) : [],
+    plans: facts ? loadBalancersOf(facts, view.endpointsOf(service), gatewayAddresses) : [],
   };
 }
 

@@ -26,7 +26,7 @@ import {
   readNodeGateway,
   topologyNames,
 } from "../domain/topology.js";
-import { CLUSTER_LB_GROUP, NB, OWNER, OWNER_KEY, TOPOLOGY_IDS } from "./rows.js";
+import { byName, CLUSTER_LB_GROUP, NB, OWNER, OWNER_KEY, TOPOLOGY_IDS } from "./rows.js";
 
 export interface GatewayRouterSettings {
   clusterRouter: string;
@@ -73,16 +73,17 @@ export function gatewayRouterOf(
 }
 
 const ROLE_KEY = TOPOLOGY_IDS.role;
-const owned = (node: string) => ({
+const owned = (node: string, role = "gateway") => ({
   [OWNER_KEY]: OWNER.topology,
   [TOPOLOGY_IDS.node]: node,
-  [ROLE_KEY]: "gateway",
+  [ROLE_KEY]: role,
 });
+/** The cluster router's route to a gateway: the one row of a gateway that is not under its router or switches. */
+const EGRESS_ROLE = "gateway-egress";
 /** On the gateway router: what it was made from, so an unchanged declaration writes nothing. */
 const SPEC_KEY = "ovn-admission.io/gateway-spec";
 /** The addresses of the pods whose own EIP or SNAT takes precedence over the gateway routers. */
 export const NAT_EGRESS_SET = "ovn_admission_nat_pods";
-const byName = (name: string): [string, "==", string] => ["name", "==", name];
 const byUuid = (uuid: unknown): [string, "==", string] => ["_uuid", "==", String(uuid)];
 
 export class GatewayRouterError extends Error {
@@ -135,7 +136,11 @@ export class GatewayRouters {
         [byName(topologyNames.joinToRouter(router))],
         ["_uuid", "external_ids"],
       ),
-      op.select("Logical_Router_Static_Route", [["external_ids", "includes", owned(node)]], ["_uuid"]),
+      op.select(
+        "Logical_Router_Static_Route",
+        [["external_ids", "includes", owned(node, EGRESS_ROLE)]],
+        ["_uuid"],
+      ),
     ]);
     const ours = (row: Row | undefined) =>
       row && (row.external_ids as Record<string, string>)[OWNER_KEY] === OWNER.topology ? row : undefined;
@@ -288,7 +293,7 @@ export class GatewayRouters {
       // Pods leave through the gateway routers: one default route per gateway node (ECMP among them).
       op.insert(
         "Logical_Router_Static_Route",
-        { ip_prefix: "0.0.0.0/0", nexthop: plan.joinIp, external_ids: ids },
+        { ip_prefix: "0.0.0.0/0", nexthop: plan.joinIp, external_ids: owned(plan.node, EGRESS_ROLE) },
         { uuidName: "egress" },
       ),
       op.mutate(

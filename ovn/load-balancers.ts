@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import { namedUuid, op, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import type { LoadBalancerPlan, StoredService } from "../domain/services.js";
-import { CLUSTER_LB_GROUP, LOAD_BALANCER_IDS, NB, OWNER, OWNER_KEY } from "./rows.js";
+import { byName, CLUSTER_LB_GROUP, LOAD_BALANCER_IDS, NB, OWNER, OWNER_KEY } from "./rows.js";
 
 const OWNED = { [OWNER_KEY]: OWNER.loadBalancer };
 
@@ -42,7 +42,7 @@ export class LoadBalancers {
     current: readonly Row[],
   ): Operation[] {
     const ops: Operation[] = [];
-    const group: [string, "==", string] = ["name", "==", CLUSTER_LB_GROUP];
+    const group = byName(CLUSTER_LB_GROUP);
     const wanted = new Map(plans.map((p) => [p.name, p]));
     const gone = current.filter((row) => !wanted.has(String(row.name))).map((row) => String(row._uuid));
     if (gone.length)

@@ -20,7 +20,7 @@ import type { NatHandler, NatReconcile, StoredNatWant } from "./nat.js";
 import type { LoadBalancers } from "./load-balancers.js";
 import { nodeTopologyOf, type Topology } from "./topology.js";
 import type { GatewayRouters } from "./gateway-routers.js";
-import { serviceLoadBalancers } from "../domain/services.js";
+import { gatewayAddressesOf, serviceLoadBalancers } from "../domain/services.js";
 
 /** The NAT every stored pod of the view asks for, with the object that asks. */
 export function wantedNat(view: ClusterView, model: NetworkModel): StoredNatWant[] {
@@ -152,7 +152,10 @@ export class Reconciler {
     }
     const { loadBalancers } = this.options;
     if (loadBalancers && this.view.knows("Service")) {
-      const wanted = this.view.services().map((service) => serviceLoadBalancers(this.view, service.key));
+      const gateways = gatewayAddressesOf(this.view);
+      const wanted = this.view
+        .services()
+        .map((service) => serviceLoadBalancers(this.view, service.key, gateways));
       await this.step("load-balancers-reconcile-failed", "load balancers not reconciled", () =>
         loadBalancers.reconcile(wanted),
       );

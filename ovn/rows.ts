@@ -109,6 +109,9 @@ const CLAIM_UUID_NAMESPACE = "3b0a1f0e-8c1d-4d7e-9a55-2f6f0c1c8e11";
  */
 export const claimUuid = (addressKey: string): string => uuidV5(addressKey, CLAIM_UUID_NAMESPACE);
 
+/** The condition that finds a row by its name. */
+export const byName = (name: string): [string, "==", string] => ["name", "==", name];
+
 /**
  * Inserts `row` into `table` unless a row of its name exists: the insert is
  * guarded by a `wait` on the name, so two replicas at once make one. True
@@ -119,11 +122,11 @@ export async function createIfAbsent(
   table: string,
   row: Row & { name: string },
 ): Promise<boolean> {
-  const byName: [string, "==", string] = ["name", "==", row.name];
-  const [found] = await northbound.transact(NB, [op.select(table, [byName], ["_uuid"])]);
+  const named = byName(row.name);
+  const [found] = await northbound.transact(NB, [op.select(table, [named], ["_uuid"])]);
   if (found?.rows?.length) return false;
   try {
-    await northbound.transact(NB, [op.wait(table, [byName], ["name"], "==", [], 0), op.insert(table, row)]);
+    await northbound.transact(NB, [op.wait(table, [named], ["name"], "==", [], 0), op.insert(table, row)]);
     return true;
   } catch (err) {
     if (err instanceof TimedOutError) return false; // another replica made it first

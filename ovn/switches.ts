@@ -9,7 +9,7 @@
  * deleted Subnet's rows go once no pod port is left on its switch.
  */
 import type { Logger } from "pino";
-import { NB, SUBNET_IDS } from "./rows.js";
+import { byName, NB, SUBNET_IDS } from "./rows.js";
 import { namedUuid, op, TimedOutError, type Operation, type OvsdbClient, type Row } from "ovsdb-client";
 import type { SubnetFacts } from "../domain/facts.js";
 import {
@@ -115,7 +115,6 @@ export class SubnetSwitches {
   async program(subnet: SubnetFacts, node?: string): Promise<"written" | "unchanged"> {
     if (!subnet.cidrBlock) return "unchanged";
     const plan = switchPlanOf(subnet, this.settings, node);
-    const byName = (name: string): [string, "==", string] => ["name", "==", name];
     const [found, routers, lrp] = await this.northbound.transact(NB, [
       op.select("Logical_Switch", [byName(plan.name)], ["_uuid", "other_config", "external_ids"]),
       op.select("Logical_Router", [byName(plan.router)], ["_uuid"]),

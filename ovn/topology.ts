@@ -24,7 +24,7 @@ import {
   managementPortOf,
   topologyNames,
 } from "../domain/topology.js";
-import { CLUSTER_LB_GROUP, createIfAbsent, NB, OWNER, OWNER_KEY, TOPOLOGY_IDS } from "./rows.js";
+import { byName, CLUSTER_LB_GROUP, createIfAbsent, NB, OWNER, OWNER_KEY, TOPOLOGY_IDS } from "./rows.js";
 
 export interface TopologySettings {
   clusterRouter: string;
@@ -33,7 +33,6 @@ export interface TopologySettings {
 
 const OWNED = { [OWNER_KEY]: OWNER.topology };
 const MANAGEMENT = { ...OWNED, [TOPOLOGY_IDS.role]: "management" };
-const byName = (name: string): [string, "==", string] => ["name", "==", name];
 const ownedByNode = (node: string): [string, "includes", Record<string, string>] => [
   "external_ids",
   "includes",

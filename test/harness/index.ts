@@ -64,14 +64,20 @@ export async function nodesFor(t: Test, names: string[]): Promise<SimulatedNode[
   return nodes;
 }
 
+/** A connected OVN_Northbound client for one test, closed after it. */
+export async function northboundClientFor(t: Test, remote: string): Promise<OvsdbClient> {
+  const client = new OvsdbClient({ remote, database: "OVN_Northbound", backoff: { minMs: 50, maxMs: 400 } });
+  t.teardown(() => client.close());
+  await client.connect({ timeoutMs: 10_000 });
+  return client;
+}
+
 /**
  * A Northbound client for one test, with the cluster router the CNI would
  * have made (`ovn-cluster`): what gateway and NAT tests start from.
  */
 export async function clusterRouterOn(t: Test, remote: string): Promise<OvsdbClient> {
-  const client = new OvsdbClient({ remote, database: "OVN_Northbound", backoff: { minMs: 50, maxMs: 400 } });
-  t.teardown(() => client.close());
-  await client.connect({ timeoutMs: 10_000 });
+  const client = await northboundClientFor(t, remote);
   await client.transact("OVN_Northbound", [op.insert("Logical_Router", { name: "ovn-cluster" })]);
   return client;
 }

@@ -1,18 +1,15 @@
 /** ovn-kubernetes node subnets against a real OVN_Northbound. */
 import { pino } from "pino";
 import t, { type Test } from "tap";
-import { OvsdbClient } from "ovsdb-client";
 import { NodeSubnets } from "../../ovn/node-subnets.js";
 import { SubnetSwitches } from "../../ovn/switches.js";
-import { northboundFor, type OvsdbServer } from "../harness/index.js";
+import { northboundClientFor, northboundFor, type OvsdbServer } from "../harness/index.js";
 
 const log = pino({ level: "silent" });
 const settings = { clusterIpSubnet: "192.168.0.0/22", nodeSubnetPrefix: 24 };
 
 async function handlerOn(t: Test, nb: OvsdbServer): Promise<NodeSubnets> {
-  const client = new OvsdbClient({ remote: nb.unixRemote, database: "OVN_Northbound" });
-  t.teardown(() => client.close());
-  await client.connect({ timeoutMs: 10_000 });
+  const client = await northboundClientFor(t, nb.unixRemote);
   return new NodeSubnets(
     client,
     settings,

@@ -3,23 +3,19 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import t, { type Test } from "tap";
-import { OvsdbClient } from "ovsdb-client";
 import { IntentRefused } from "../../domain/intents.js";
 import { NatHandler } from "../../ovn/nat.js";
 import { PortHandler } from "../../ovn/ports.js";
 import { CLAIMS_SWITCH, claimUuid } from "../../ovn/rows.js";
 import type { PortClaim } from "../../domain/port-claims.js";
-import { northboundFor, type OvsdbServer } from "../harness/index.js";
+import { northboundClientFor, northboundFor, type OvsdbServer } from "../harness/index.js";
 
-const NB = "OVN_Northbound";
 const log = pino({ level: "silent" });
 const nbctl = async (nb: OvsdbServer, ...args: string[]): Promise<string> =>
   (await promisify(execFile)("ovn-nbctl", [`--db=${nb.unixRemote}`, ...args])).stdout.trim();
 
 async function handlerOn(t: Test, nb: OvsdbServer): Promise<PortHandler> {
-  const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-  t.teardown(() => client.close());
-  await client.connect({ timeoutMs: 10_000 });
+  const client = await northboundClientFor(t, nb.unixRemote);
   const handler = new PortHandler(client, log);
   await handler.start();
   return handler;
@@ -278,9 +274,7 @@ t.test("a pod's EIP is claimed in its port's transaction: both or neither", asyn
   const nb = await northboundFor(t);
   await nbctl(nb, "ls-add", "ovn-default");
   await nbctl(nb, "lr-add", "ovn-cluster");
-  const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-  t.teardown(() => client.close());
-  await client.connect({ timeoutMs: 10_000 });
+  const client = await northboundClientFor(t, nb.unixRemote);
   const nat = new NatHandler(client, "ovn-cluster", log);
   await nat.ensureClaimsRouter();
   const handler = new PortHandler(client, log, nat);

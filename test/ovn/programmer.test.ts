@@ -12,7 +12,8 @@ import { EncapHandler, NodeDatabases } from "../../ovn/encap.js";
 import { GatewayHandler } from "../../ovn/gateway.js";
 import { NatHandler } from "../../ovn/nat.js";
 import { CLAIMS_ROUTER } from "../../ovn/rows.js";
-import { Programmer } from "../../ovn/programmer.js";
+import { Programmer, type ProgrammerParts } from "../../ovn/programmer.js";
+import type { OvsdbClient } from "ovsdb-client";
 import { LoadBalancers } from "../../ovn/load-balancers.js";
 import type { KubeObject } from "../../domain/kube.js";
 import type { NetworkModel } from "../../domain/settings.js";
@@ -49,11 +50,16 @@ const podObject = (annotations: Record<string, string>, resourceVersion = "10"):
   status: { phase: "Running" },
 });
 
-async function setup(t: Test, networkModel: NetworkModel = "kube-ovn") {
+async function setup(
+  t: Test,
+  networkModel: NetworkModel = "kube-ovn",
+  /** More writers, on the test's Northbound client. */
+  more: (northbound: OvsdbClient) => Partial<ProgrammerParts> = () => ({}),
+) {
   const nb = await northboundFor(t);
   const [node] = (await nodesFor(t, ["node1"])) as [SimulatedNode];
   const northbound = await clusterRouterOn(t, nb.unixRemote);
-  const view = ClusterState.of({ Node: [], Pod: [], ConfigMap: [] });
+  const view = ClusterState.of({ Node: [], Pod: [], ConfigMap: [], Service: [], EndpointSlice: [] });
   const databases = new NodeDatabases(
     { template: "tcp:{nodeIP}:6640", overrides: { node1: node.ovs.unixRemote }, ssl: undefined },
     view,
@@ -70,7 +76,12 @@ async function setup(t: Test, networkModel: NetworkModel = "kube-ovn") {
   const nat = new NatHandler(northbound, "ovn-cluster", log);
   await nat.ensureClaimsRouter();
   const leader = { leading: true };
-  const programmer = new Programmer(view, { encap, gateway, nat, networkModel }, () => leader.leading, log);
+  const programmer = new Programmer(
+    view,
+    { encap, gateway, nat, networkModel, ...more(northbound) },
+    () => leader.leading,
+    log,
+  );
   programmer.start();
   t.teardown(() => {
     programmer.stop();
@@ -231,42 +242,16 @@ t.test(
 t.test(
   "a burst of one Service's slice changes is one load balancer write, from the latest view",
   async (t) => {
-    const nb = await northboundFor(t);
-    const northbound = await clusterRouterOn(t, nb.unixRemote);
-    const view = ClusterState.of({ Node: [], Pod: [], Service: [], EndpointSlice: [] });
-    const databases = new NodeDatabases(
-      { template: "tcp:{nodeIP}:6640", overrides: {}, ssl: undefined },
-      view,
-      log,
-    );
-    const encap = new EncapHandler(databases, view, log, 200, "ovn-kubernetes");
-    const gateway = new GatewayHandler(
-      northbound,
-      databases,
-      view,
-      { router: "ovn-cluster", switchName: "external", network: "external", vlan: 0 },
-      log,
-    );
-    const nat = new NatHandler(northbound, "ovn-cluster", log);
     const writes: string[] = [];
-    const loadBalancers = new LoadBalancers(northbound, log);
-    const program = loadBalancers.program.bind(loadBalancers);
-    loadBalancers.program = async (stored, plans) => {
-      const outcome = await program(stored, plans);
-      writes.push(`${outcome} ${plans.map((p) => Object.values(p.vips).join()).join()}`);
-      return outcome;
-    };
-    const programmer = new Programmer(
-      view,
-      { encap, gateway, nat, loadBalancers, networkModel: "ovn-kubernetes" },
-      () => true,
-      log,
-    );
-    programmer.start();
-    t.teardown(() => {
-      programmer.stop();
-      encap.close();
-      databases.close();
+    const { view, programmer } = await setup(t, "ovn-kubernetes", (northbound) => {
+      const loadBalancers = new LoadBalancers(northbound, log);
+      const program = loadBalancers.program.bind(loadBalancers);
+      loadBalancers.program = async (stored, plans) => {
+        const outcome = await program(stored, plans);
+        writes.push(`${outcome} ${plans.map((p) => Object.values(p.vips).join()).join()}`);
+        return outcome;
+      };
+      return { loadBalancers };
     });
     view.apply("Service", "ADDED", {
       metadata: { name: "web", namespace: "shop", uid: "s1" },

@@ -7,14 +7,14 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { pino } from "pino";
-import t, { type Test } from "tap";
-import { op, OvsdbClient } from "ovsdb-client";
+import t from "tap";
+import { op } from "ovsdb-client";
 import { trim } from "../../domain/facts.js";
 import { loadBalancersOf } from "../../domain/services.js";
 import { LoadBalancers } from "../../ovn/load-balancers.js";
 import { SubnetSwitches } from "../../ovn/switches.js";
 import { nodeTopologyOf, Topology } from "../../ovn/topology.js";
-import { northboundFor, type OvsdbServer } from "../harness/index.js";
+import { northboundClientFor, northboundFor, type OvsdbServer } from "../harness/index.js";
 
 const log = pino({ level: "silent" });
 const NB = "OVN_Northbound";
@@ -22,13 +22,6 @@ const SETTINGS = { clusterRouter: "ovn_cluster_router", joinSubnet: "100.64.0.0/
 
 const nbctl = async (nb: OvsdbServer, ...args: string[]): Promise<string> =>
   (await promisify(execFile)("ovn-nbctl", [`--db=${nb.unixRemote}`, ...args])).stdout.trim();
-
-async function clientOn(t: Test, nb: OvsdbServer): Promise<OvsdbClient> {
-  const client = new OvsdbClient({ remote: nb.unixRemote, database: NB });
-  t.teardown(() => client.close());
-  await client.connect({ timeoutMs: 10_000 });
-  return client;
-}
 
 const node = trim.Node({
   metadata: { name: "node-1", uid: "u1", annotations: { ovn_host_subnet: "192.168.1.0/24" } },
@@ -40,8 +33,8 @@ t.test(
   async (t) => {
     const nb = await northboundFor(t);
     const [a, b] = [
-      new Topology(await clientOn(t, nb), SETTINGS, log),
-      new Topology(await clientOn(t, nb), SETTINGS, log),
+      new Topology(await northboundClientFor(t, nb.unixRemote), SETTINGS, log),
+      new Topology(await northboundClientFor(t, nb.unixRemote), SETTINGS, log),
     ];
     const made = await Promise.all([a.master(), b.master(), a.master()]);
     t.same(made.flat().sort(), [
@@ -70,7 +63,7 @@ t.test(
   "a node's management port, route and load balancer group: written once, removed exactly",
   async (t) => {
     const nb = await northboundFor(t);
-    const client = await clientOn(t, nb);
+    const client = await northboundClientFor(t, nb.unixRemote);
     const topology = new Topology(client, SETTINGS, log);
     await topology.master();
     const plan = nodeTopologyOf(node);
@@ -122,7 +115,7 @@ t.test(
   "a Service's load balancers: in the group, updated in place, removed with it; strays reconciled away",
   async (t) => {
     const nb = await northboundFor(t);
-    const client = await clientOn(t, nb);
+    const client = await northboundClientFor(t, nb.unixRemote);
     await new Topology(client, SETTINGS, log).master();
     const balancers = new LoadBalancers(client, log);
     const service = trim.Service({
